@@ -1,0 +1,82 @@
+# Build for the api server. `make` builds build/api (optimised, hardened);
+# `make asan` builds the AddressSanitizer + UBSan binaries the tests use;
+# `make test` runs every test; `make run` runs the server with zero configuration.
+#
+# pkg-config is only expanded inside recipes, so `make run` / `make test` can
+# install missing packages (scripts/deps.sh) before anything needs them.
+
+CC      ?= cc
+PKGS    := libh2o-evloop libpq hiredis jansson libcrypto
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wcast-align -Wwrite-strings -Wformat=2 -Wvla \
+        -Wimplicit-fallthrough -fno-common
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DAPI_VERSION='"$(VERSION)"' \
+              -Isrc $(WARN) $(shell pkg-config --cflags $(PKGS))
+LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+
+REL_CFLAGS  = -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+REL_LDFLAGS = -pie -Wl,-z,relro,-z,now
+SAN_CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_LDFLAGS = -fsanitize=address,undefined
+
+SRCS      := $(shell find src -name '*.c' | sort)
+LIB_SRCS  := $(filter-out src/app/main.c,$(SRCS))
+TEST_SRCS := $(shell find tests/unit -name '*.c' | sort)
+HDRS      := $(shell find src tests/unit -name '*.h')
+
+REL_OBJS  := $(SRCS:%.c=build/obj/%.o)
+SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o)
+SAN_MAIN  := build/asan/obj/src/app/main.o
+TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
+
+.PHONY: all asan test unit run deps format format-check clean
+
+all: build/api
+
+build/api: $(REL_OBJS)
+	$(CC) $(REL_LDFLAGS) -o $@ $^ $(LIBS)
+
+build/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "CC $<"
+	@$(CC) $(BASE_CFLAGS) $(REL_CFLAGS) -c -o $@ $<
+
+asan: build/asan/api build/asan/unit_tests
+
+build/asan/api: $(SAN_OBJS) $(SAN_MAIN)
+	$(CC) $(SAN_LDFLAGS) -o $@ $^ $(LIBS)
+
+build/asan/unit_tests: $(SAN_OBJS) $(TEST_OBJS)
+	$(CC) $(SAN_LDFLAGS) -o $@ $^ $(LIBS)
+
+build/asan/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	@echo "CC [asan] $<"
+	@$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_CFLAGS) -c -o $@ $<
+
+deps:
+	@scripts/deps.sh
+
+# The README's test command: every test, under the sanitizers.
+test: deps
+	@$(MAKE) --no-print-directory asan build/api
+	@scripts/test.sh
+
+unit: asan
+	build/asan/unit_tests
+
+# The README's run command: local PostgreSQL and Redis, migrations, server.
+run: deps
+	@$(MAKE) --no-print-directory build/api
+	@scripts/run.sh
+
+format:
+	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS)
+
+format-check:
+	clang-format --dry-run -Werror $(SRCS) $(TEST_SRCS) $(HDRS)
+
+clean:
+	rm -rf build

@@ -1,0 +1,267 @@
+/* app: worker threads and the shutdown sequence. */
+#include "app/app.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "http/server.h"
+#include "middleware/pipeline.h"
+#include "obs/log.h"
+#include "routes/routes.h"
+#include "base/banned.h"
+
+#define LOG_RING_BYTES   (1u << 20)
+#define LOOP_MAX_WAIT_MS 1000
+
+typedef enum { PHASE_RUN, PHASE_CLOSE, PHASE_ABORT } phase_t;
+
+typedef struct worker {
+    struct app *app;
+    unsigned id;
+    int listen_fd;
+    pthread_t thread;
+    http_worker_t http;
+    h2o_multithread_receiver_t wake; /* main -> worker: "look at the phase" */
+    _Atomic bool ready;              /* wake is registered */
+    _Atomic bool done;
+    int init_rc;
+} worker_t;
+
+typedef struct app {
+    const config_t *cfg;
+    http_server_t server;
+    worker_t *workers;
+    unsigned nworkers;
+    _Atomic int phase;
+    pthread_barrier_t started;
+} app_t;
+
+static void on_wake(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
+{
+    /* only ever woken with no message; the loop then re-reads the phase */
+    (void)r;
+    (void)messages;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *wk = arg;
+    app_t *app = wk->app;
+    http_worker_t *w = &wk->http;
+
+    if (log_thread_attach(LOG_RING_BYTES) != 0) {
+        log_warn("worker %u: no log ring, logging synchronously", wk->id);
+    }
+    wk->init_rc = http_worker_init(w, &app->server, wk->id, wk->listen_fd);
+    if (wk->init_rc == 0) {
+        h2o_multithread_register_receiver(w->h2o.queue, &wk->wake, on_wake);
+        atomic_store(&wk->ready, true);
+    }
+    pthread_barrier_wait(&app->started);
+    if (wk->init_rc != 0) {
+        atomic_store(&wk->done, true);
+        log_thread_detach();
+        return NULL;
+    }
+
+    bool closing = false;
+    uint64_t grace_end = 0;
+    for (;;) {
+        http_worker_run_once(w, closing ? 20 : LOOP_MAX_WAIT_MS);
+        int phase = atomic_load(&app->phase);
+        if (phase >= PHASE_CLOSE && !closing) {
+            closing = true;
+            grace_end = clock_mono_ms() + (uint64_t)app->cfg->shutdown_grace_ms;
+            http_worker_stop_accepting(w);
+            http_worker_request_shutdown(w);
+            http_worker_close_idle(w);
+        }
+        if (closing && w->inflight == 0) {
+            break;
+        }
+        if (closing && (clock_mono_ms() >= grace_end || phase == PHASE_ABORT)) {
+            log_warn("worker %u: grace period over, aborting %llu requests", wk->id,
+                     (unsigned long long)w->inflight);
+            http_worker_abort_requests(w);
+            /* let the 503s go out */
+            for (int i = 0; i < 10 && w->inflight > 0; i++) {
+                http_worker_run_once(w, 10);
+            }
+            break;
+        }
+    }
+
+    h2o_multithread_unregister_receiver(w->h2o.queue, &wk->wake);
+    http_worker_deinit(w);
+    atomic_store(&wk->done, true);
+    log_thread_detach();
+    return NULL;
+}
+
+static void wake_workers(app_t *app)
+{
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        if (atomic_load(&app->workers[i].ready)) {
+            h2o_multithread_send_message(&app->workers[i].wake, NULL);
+        }
+    }
+}
+
+static bool all_done(app_t *app)
+{
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        if (!atomic_load(&app->workers[i].done)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Waits up to ms for SIGTERM/SIGINT. Returns the signal, or 0 on timeout. */
+static int wait_signal(const sigset_t *set, int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    for (;;) {
+        int sig = ms < 0 ? sigwaitinfo(set, NULL) : sigtimedwait(set, NULL, &ts);
+        if (sig > 0) {
+            return sig;
+        }
+        if (errno == EAGAIN) {
+            return 0;
+        }
+        /* EINTR: some other signal; wait again */
+    }
+}
+
+static void force_exit(int sig)
+{
+    log_error("second signal (%s) during shutdown: exiting now", strsignal(sig));
+    log_stop();
+    _exit(1);
+}
+
+int app_serve(const config_t *cfg)
+{
+    int rc = 1;
+    app_t app = {.cfg = cfg, .nworkers = (unsigned)cfg->workers};
+    atomic_init(&app.phase, PHASE_RUN);
+    char err[256];
+
+    /* Signals: blocked in every thread (they inherit the mask) and taken
+       synchronously by the main thread with sigwait. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    http_server_opts_t opts = {
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .max_body_bytes = cfg->max_body_bytes,
+        .max_connections = cfg->max_connections,
+        .max_inflight = cfg->max_inflight,
+        .http2 = cfg->http2,
+        .debug_routes = cfg->debug_routes,
+    };
+    if (http_server_init(&app.server, &opts, routes_table, routes_count, mw_run) != 0) {
+        log_fatal("cannot build the router");
+        return 1;
+    }
+    app.workers = calloc(app.nworkers, sizeof(worker_t));
+    if (app.workers == NULL) {
+        log_fatal("out of memory");
+        goto out_server;
+    }
+    unsigned opened = 0;
+    for (; opened < app.nworkers; opened++) {
+        worker_t *wk = &app.workers[opened];
+        wk->app = &app;
+        wk->id = opened;
+        if (http_listen(cfg->host, (int)cfg->port, &wk->listen_fd, err, sizeof(err)) != 0) {
+            log_fatal("%s", err);
+            goto out_listeners;
+        }
+    }
+
+    pthread_barrier_init(&app.started, NULL, app.nworkers + 1);
+    unsigned started = 0;
+    for (; started < app.nworkers; started++) {
+        worker_t *wk = &app.workers[started];
+        if (pthread_create(&wk->thread, NULL, worker_main, wk) != 0) {
+            log_fatal("cannot start worker thread %u", started);
+            break;
+        }
+    }
+    if (started < app.nworkers) {
+        /* The barrier counts every worker; start none rather than wait forever. */
+        log_stop();
+        _exit(1);
+    }
+    pthread_barrier_wait(&app.started);
+    bool ok = true;
+    for (unsigned i = 0; i < app.nworkers; i++) {
+        ok &= app.workers[i].init_rc == 0;
+    }
+    if (ok) {
+        json_t *j = log_begin(LOG_INFO, "listening");
+        if (j != NULL) {
+            json_kv_str(j, "host", str_from_cstr(cfg->host));
+            json_kv_int(j, "port", cfg->port);
+            json_kv_int(j, "workers", cfg->workers);
+            json_kv_str(j, "version", STR(API_VERSION));
+            log_end(j);
+        }
+        int sig = wait_signal(&set, -1);
+        log_info("%s received: draining (readiness 503)", strsignal(sig));
+    }
+
+    /* Phase 1: not ready, still serving, so load balancers can notice. */
+    atomic_store(&app.server.draining, true);
+    if (ok && cfg->shutdown_delay_ms > 0) {
+        int sig = wait_signal(&set, cfg->shutdown_delay_ms);
+        if (sig > 0) {
+            force_exit(sig);
+        }
+    }
+    /* Phase 2: close listeners, finish in-flight work within the grace. */
+    atomic_store(&app.phase, PHASE_CLOSE);
+    wake_workers(&app);
+    uint64_t hard_end = clock_mono_ms() + (uint64_t)cfg->shutdown_grace_ms + 2000;
+    while (!all_done(&app)) {
+        int sig = wait_signal(&set, 20);
+        if (sig > 0) {
+            force_exit(sig);
+        }
+        if (clock_mono_ms() > hard_end) {
+            atomic_store(&app.phase, PHASE_ABORT);
+            wake_workers(&app);
+        }
+    }
+    for (unsigned i = 0; i < app.nworkers; i++) {
+        pthread_join(app.workers[i].thread, NULL);
+    }
+    pthread_barrier_destroy(&app.started);
+    rc = ok ? 0 : 1;
+    log_info("shutdown complete");
+    goto out_workers;
+
+out_listeners:
+    for (unsigned i = 0; i < opened; i++) {
+        close(app.workers[i].listen_fd);
+    }
+out_workers:
+    free(app.workers);
+out_server:
+    http_server_deinit(&app.server);
+    return rc;
+}

@@ -1,0 +1,243 @@
+/*
+ * config: one table describes every variable (name, type, bounds, default,
+ * help), and loading, flags and --help are all driven by it, so adding a
+ * setting is one line.
+ */
+#include "app/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/str.h"
+#include "base/banned.h"
+
+typedef enum { T_STR, T_INT, T_BOOL, T_LEVEL } vtype_t;
+
+typedef struct {
+    const char *env;
+    vtype_t type;
+    size_t offset;
+    int64_t min, max;
+    const char *def; /* textual default; NULL = computed or unset */
+    const char *help;
+} var_t;
+
+#define DEV_JWT_SECRET    "dev-only-jwt-secret-do-not-use-in-production"
+#define DEV_CURSOR_SECRET "dev-only-cursor-secret-do-not-use-in-production"
+#define OFF(f)            offsetof(config_t, f)
+
+static const var_t vars[] = {
+    {"HOST", T_STR, OFF(host), 0, 0, "127.0.0.1", "listen address (numeric IPv4/IPv6)"},
+    {"PORT", T_INT, OFF(port), 1, 65535, "3000", "listen port"},
+    {"WORKERS", T_INT, OFF(workers), 1, 256, NULL, "event-loop threads (default: number of CPUs)"},
+    {"DATABASE_URL", T_STR, OFF(database_url), 0, 0, "dbname=api", "libpq connection string, app role"},
+    {"DATABASE_MIGRATION_URL", T_STR, OFF(database_migration_url), 0, 0, NULL,
+     "owner role for `api migrate` (default: DATABASE_URL)"},
+    {"DATABASE_POOL_SIZE", T_INT, OFF(db_pool_size), 1, 1024, NULL,
+     "PostgreSQL connections per process, split across workers (default: 2 x CPUs)"},
+    {"REDIS_URL", T_STR, OFF(redis_url), 0, 0, "redis://127.0.0.1:6379/0",
+     "redis://host:port/db or unix:///path; empty = no Redis (degraded mode)"},
+    {"REDIS_REQUIRED", T_BOOL, OFF(redis_required), 0, 1, "0", "readiness fails while Redis is down"},
+    {"JWT_SECRET", T_STR, OFF(jwt_secret), 0, 0, NULL,
+     "HS256 key (default: a development key, logged as a warning)"},
+    {"JWT_JWKS_FILE", T_STR, OFF(jwt_jwks_file), 0, 0, NULL, "JWKS file with RS256/ES256 public keys"},
+    {"JWT_ISSUER", T_STR, OFF(jwt_issuer), 0, 0, NULL, "required `iss` claim"},
+    {"JWT_AUDIENCE", T_STR, OFF(jwt_audience), 0, 0, NULL, "required `aud` claim"},
+    {"CURSOR_SECRET", T_STR, OFF(cursor_secret), 0, 0, NULL,
+     "HMAC key for pagination cursors (default: a development key, logged as a warning)"},
+    {"RATE_LIMIT_MAX", T_INT, OFF(rate_limit_max), 1, 1000000000, "600", "requests per identity per window"},
+    {"RATE_LIMIT_WINDOW_S", T_INT, OFF(rate_limit_window_s), 1, 86400, "60", "rate-limit window, seconds"},
+    {"REQUEST_TIMEOUT_MS", T_INT, OFF(request_timeout_ms), 1, 600000, "10000", "whole-request deadline"},
+    {"SHUTDOWN_GRACE_MS", T_INT, OFF(shutdown_grace_ms), 0, 600000, "10000",
+     "how long in-flight requests may finish after SIGTERM"},
+    {"SHUTDOWN_DELAY_MS", T_INT, OFF(shutdown_delay_ms), 0, 600000, "0",
+     "after SIGTERM, keep accepting (readiness 503) this long so load balancers notice"},
+    {"HEADER_TIMEOUT_MS", T_INT, OFF(header_timeout_ms), 100, 600000, "10000",
+     "time to receive a request's headers and body, and keep-alive idle time"},
+    {"MAX_BODY_BYTES", T_INT, OFF(max_body_bytes), 1, 64 * 1024 * 1024, "1048576",
+     "request body limit (413 above)"},
+    {"MAX_CONNECTIONS", T_INT, OFF(max_connections), 1, 1000000, "10000",
+     "open connections per worker; more wait in the kernel backlog"},
+    {"MAX_INFLIGHT", T_INT, OFF(max_inflight), 1, 1000000, "1024",
+     "requests in progress per worker; more are shed with 503"},
+    {"HTTP2", T_BOOL, OFF(http2), 0, 1, "0",
+     "serve cleartext HTTP/2 (h2c); off: h2o 2.2.5 lacks the Rapid Reset fix"},
+    {"API_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), 0, 1, "0", "enable /debug/* routes (tests only)"},
+    {"LOG_LEVEL", T_LEVEL, OFF(log_level), 0, 0, "info", "trace, debug, info, warn, error or fatal"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT", T_STR, OFF(otel_endpoint), 0, 0, NULL,
+     "OTLP/HTTP collector base URL; unset = no trace export"},
+};
+
+#define NVARS (sizeof(vars) / sizeof(vars[0]))
+
+static int set_value(config_t *c, const var_t *v, const char *value, const char *source, char *err,
+                     size_t errlen)
+{
+    char *field = (char *)c + v->offset;
+    str_t s = str_from_cstr(value);
+    switch (v->type) {
+    case T_STR:
+        *(const char **)(void *)field = value;
+        return 0;
+    case T_INT: {
+        int64_t n;
+        if (str_to_i64(s, v->min, v->max, &n) != 0) {
+            snprintf(err, errlen, "invalid %s %s=\"%.64s\": expected an integer in %lld..%lld", source,
+                     v->env, value, (long long)v->min, (long long)v->max);
+            return ERR_INVAL;
+        }
+        *(int64_t *)(void *)field = n;
+        return 0;
+    }
+    case T_BOOL:
+        if (str_eq(s, STR("1")) || str_eq_nocase(s, STR("true")) || str_eq_nocase(s, STR("yes"))) {
+            *(bool *)(void *)field = true;
+        } else if (str_eq(s, STR("0")) || str_eq_nocase(s, STR("false")) || str_eq_nocase(s, STR("no"))) {
+            *(bool *)(void *)field = false;
+        } else {
+            snprintf(err, errlen, "invalid %s %s=\"%.64s\": expected 0 or 1", source, v->env, value);
+            return ERR_INVAL;
+        }
+        return 0;
+    case T_LEVEL: {
+        log_level_t level;
+        if (log_level_parse(s, &level) != 0) {
+            snprintf(err, errlen,
+                     "invalid %s %s=\"%.64s\": expected trace, debug, info, warn, error or fatal", source,
+                     v->env, value);
+            return ERR_INVAL;
+        }
+        *(log_level_t *)(void *)field = level;
+        return 0;
+    }
+    }
+    return ERR_INVAL;
+}
+
+/* "--database-url" <-> "DATABASE_URL" */
+static bool flag_matches(str_t flag, const char *env)
+{
+    size_t n = strlen(env);
+    if (flag.len != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char want = env[i] == '_' ? '-' : (char)(env[i] >= 'A' && env[i] <= 'Z' ? env[i] + 32 : env[i]);
+        if (flag.ptr[i] != want) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const var_t *find_flag(str_t flag)
+{
+    for (size_t i = 0; i < NVARS; i++) {
+        if (flag_matches(flag, vars[i].env)) {
+            return &vars[i];
+        }
+    }
+    return NULL;
+}
+
+int config_load(config_t *c, config_getenv_fn getenv_fn, int argc, char **argv, int *rest_argc,
+                char **rest_argv, char *err, size_t errlen)
+{
+    *c = (config_t){0};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) {
+        cpus = 1;
+    }
+    c->workers = cpus > 256 ? 256 : cpus;
+    c->db_pool_size = 2 * cpus > 1024 ? 1024 : 2 * cpus;
+
+    for (size_t i = 0; i < NVARS; i++) {
+        if (vars[i].def != NULL && set_value(c, &vars[i], vars[i].def, "default", err, errlen) != 0) {
+            return ERR_INVAL;
+        }
+    }
+    for (size_t i = 0; i < NVARS; i++) {
+        const char *value = getenv_fn(vars[i].env);
+        if (value == NULL) {
+            continue;
+        }
+        /* An empty value means "unset" except for REDIS_URL, where the
+           contract gives empty its own meaning (no Redis). */
+        if (value[0] == '\0' && vars[i].type != T_STR) {
+            continue;
+        }
+        if (set_value(c, &vars[i], value, "environment variable", err, errlen) != 0) {
+            return ERR_INVAL;
+        }
+    }
+
+    *rest_argc = 0;
+    for (int i = 0; i < argc; i++) {
+        str_t arg = str_from_cstr(argv[i]);
+        if (!str_starts_with(arg, STR("--")) || arg.len == 2) {
+            rest_argv[(*rest_argc)++] = argv[i];
+            continue;
+        }
+        str_t name = str_make(arg.ptr + 2, arg.len - 2);
+        const char *value = NULL;
+        const char *eq = memchr(name.ptr, '=', name.len);
+        if (eq != NULL) {
+            value = eq + 1;
+            name.len = (size_t)(eq - name.ptr);
+        }
+        const var_t *v = find_flag(name);
+        if (v == NULL) {
+            rest_argv[(*rest_argc)++] = argv[i]; /* --help, --version: the caller's */
+            continue;
+        }
+        if (value == NULL) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "flag --%.*s (%s) needs a value", (int)name.len, name.ptr, v->env);
+                return ERR_INVAL;
+            }
+            value = argv[++i];
+        }
+        if (set_value(c, v, value, "flag for", err, errlen) != 0) {
+            return ERR_INVAL;
+        }
+    }
+
+    if (c->database_migration_url == NULL || c->database_migration_url[0] == '\0') {
+        c->database_migration_url = c->database_url;
+    }
+    if (c->jwt_secret == NULL || c->jwt_secret[0] == '\0') {
+        c->jwt_secret = DEV_JWT_SECRET;
+        c->jwt_secret_is_default = true;
+    } else if (strlen(c->jwt_secret) < 32) {
+        /* RFC 7518 section 3.2: an HS256 key must be at least 256 bits. */
+        snprintf(err, errlen, "invalid environment variable JWT_SECRET: must be at least 32 bytes");
+        return ERR_INVAL;
+    }
+    if (c->cursor_secret == NULL || c->cursor_secret[0] == '\0') {
+        c->cursor_secret = DEV_CURSOR_SECRET;
+        c->cursor_secret_is_default = true;
+    } else if (strlen(c->cursor_secret) < 32) {
+        snprintf(err, errlen, "invalid environment variable CURSOR_SECRET: must be at least 32 bytes");
+        return ERR_INVAL;
+    }
+    if (c->host[0] == '\0') {
+        snprintf(err, errlen, "invalid environment variable HOST: empty");
+        return ERR_INVAL;
+    }
+    return 0;
+}
+
+void config_print_help(void *file)
+{
+    FILE *f = file;
+    fprintf(f, "Configuration (environment variable, or the flag --name-in-lower-case):\n");
+    for (size_t i = 0; i < NVARS; i++) {
+        fprintf(f, "  %-28s %s", vars[i].env, vars[i].help);
+        if (vars[i].def != NULL && vars[i].def[0] != '\0') {
+            fprintf(f, " [%s]", vars[i].def);
+        }
+        fputc('\n', f);
+    }
+}

@@ -1,0 +1,90 @@
+/*
+ * main: the `api` command line.
+ *
+ *   api [serve]     run the server (the default)
+ *   api migrate     apply pending database migrations and exit
+ *   api --help | --version
+ *
+ * Configuration is read and validated before anything starts; a bad value
+ * exits with status 2 and one line naming the variable.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "app/config.h"
+#include "obs/log.h"
+#include "base/banned.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: api [serve|migrate] [--name value ...]\n"
+               "       api --help | --version\n\n"
+               "  serve     run the HTTP API server (default)\n"
+               "  migrate   apply pending database migrations (DATABASE_MIGRATION_URL) and exit\n\n");
+    config_print_help(f);
+}
+
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+int main(int argc, char **argv)
+{
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    if (rest == NULL) {
+        return 1;
+    }
+    int nrest = 0;
+    int rc = 2;
+    config_t cfg;
+    char err[256];
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            rc = 0;
+            goto out;
+        }
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+            printf("api %s\n", API_VERSION);
+            rc = 0;
+            goto out;
+        }
+    }
+    if (config_load(&cfg, env_lookup, argc - 1, argv + 1, &nrest, rest, err, sizeof(err)) != 0) {
+        fprintf(stderr, "api: %s\n", err);
+        goto out;
+    }
+    const char *cmd = nrest > 0 ? rest[0] : "serve";
+    if (nrest > 1 || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0)) {
+        fprintf(stderr, "api: unknown argument \"%s\" (try --help)\n", nrest > 1 ? rest[1] : cmd);
+        goto out;
+    }
+    log_set_level(cfg.log_level);
+
+    if (strcmp(cmd, "migrate") == 0) {
+        log_info("no migrations yet");
+        rc = 0;
+        goto out;
+    }
+
+    if (cfg.jwt_secret_is_default) {
+        log_warn("JWT_SECRET is not set: using the development key; never do this in production");
+    }
+    if (cfg.cursor_secret_is_default) {
+        log_warn("CURSOR_SECRET is not set: using the development key; never do this in production");
+    }
+    if (log_start() != 0) {
+        fprintf(stderr, "api: cannot start the log writer thread\n");
+        rc = 1;
+        goto out;
+    }
+    rc = app_serve(&cfg);
+    log_stop();
+out:
+    free(rest);
+    return rc;
+}

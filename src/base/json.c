@@ -1,0 +1,198 @@
+/*
+ * json: writer. The escaper validates UTF-8 (RFC 3629: no overlongs, no
+ * surrogates, nothing past U+10FFFF) because echoed request data may be any
+ * bytes; text from PostgreSQL and jansson is already valid and passes through.
+ */
+#include "base/json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include "base/banned.h"
+
+void json_init(json_t *j, buf_t *b)
+{
+    *j = (json_t){.b = b};
+}
+
+static void begin_value(json_t *j)
+{
+    if (j->after_key) {
+        j->after_key = false;
+        return;
+    }
+    if (j->depth > 0) {
+        uint32_t bit = 1u << (j->depth - 1);
+        if (j->need_comma & bit) {
+            buf_putc(j->b, ',');
+        }
+        j->need_comma |= bit;
+    }
+}
+
+static void open_container(json_t *j, char c)
+{
+    begin_value(j);
+    if (j->depth >= JSON_MAX_DEPTH) {
+        j->b->failed = true;
+        return;
+    }
+    buf_putc(j->b, c);
+    j->depth++;
+    j->need_comma &= ~(1u << (j->depth - 1));
+}
+
+static void close_container(json_t *j, char c)
+{
+    if (j->depth == 0) {
+        j->b->failed = true;
+        return;
+    }
+    j->depth--;
+    buf_putc(j->b, c);
+}
+
+void json_obj_open(json_t *j)
+{
+    open_container(j, '{');
+}
+
+void json_obj_close(json_t *j)
+{
+    close_container(j, '}');
+}
+
+void json_arr_open(json_t *j)
+{
+    open_container(j, '[');
+}
+
+void json_arr_close(json_t *j)
+{
+    close_container(j, ']');
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when invalid. */
+static size_t utf8_seq_len(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) {
+        return 1;
+    }
+    size_t n;
+    uint32_t min;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+        n = 2, min = 0x80, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 3, min = 0x800, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 4, min = 0x10000, cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < n) {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+void json_escape(buf_t *b, str_t s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    size_t i = 0;
+    size_t run = 0; /* start of bytes that need no escaping */
+    while (i < s.len) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t n = utf8_seq_len(p + i, s.len - i);
+            if (n > 0) {
+                i += n;
+                continue;
+            }
+        }
+        buf_append(b, p + run, i - run);
+        if (c >= 0x80) {
+            buf_append(b, "\\ufffd", 6);
+        } else if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            buf_append(b, e, 2);
+        } else if (c == '\n') {
+            buf_append(b, "\\n", 2);
+        } else if (c == '\r') {
+            buf_append(b, "\\r", 2);
+        } else if (c == '\t') {
+            buf_append(b, "\\t", 2);
+        } else {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(b, e, 6);
+        }
+        i++;
+        run = i;
+    }
+    buf_append(b, p + run, s.len - run);
+}
+
+void json_key(json_t *j, str_t key)
+{
+    begin_value(j);
+    buf_putc(j->b, '"');
+    json_escape(j->b, key);
+    buf_append(j->b, "\":", 2);
+    j->after_key = true;
+}
+
+void json_str(json_t *j, str_t s)
+{
+    begin_value(j);
+    buf_putc(j->b, '"');
+    json_escape(j->b, s);
+    buf_putc(j->b, '"');
+}
+
+void json_int(json_t *j, int64_t v)
+{
+    begin_value(j);
+    buf_printf(j->b, "%" PRId64, v);
+}
+
+void json_double(json_t *j, double v, int decimals)
+{
+    begin_value(j);
+    buf_printf(j->b, "%.*f", decimals, v);
+}
+
+void json_bool(json_t *j, bool v)
+{
+    begin_value(j);
+    if (v) {
+        buf_append(j->b, "true", 4);
+    } else {
+        buf_append(j->b, "false", 5);
+    }
+}
+
+void json_null(json_t *j)
+{
+    begin_value(j);
+    buf_append(j->b, "null", 4);
+}
+
+void json_raw(json_t *j, str_t encoded)
+{
+    begin_value(j);
+    buf_append(j->b, encoded.ptr, encoded.len);
+}

@@ -1,0 +1,569 @@
+/*
+ * server: h2o glue. Three h2o facts shape this file (see notes/c-stack.md):
+ * h2o_send_inline() does not set Content-Length (so we always do, or errors
+ * go out chunked and drop keep-alive); h2o 2.2.5 has no per-request timeout
+ * (each context arms its own deadline on the worker's timer heap); and h2o
+ * answers some errors itself in text/plain (413, broken chunked bodies), so
+ * a filter rewrites those into problem documents.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/json.h"
+#include "obs/log.h"
+#include "base/banned.h"
+
+#define SCRATCH_MAX      (8u * 1024 * 1024)
+#define LISTEN_BACKLOG   4096
+#define ACCEPTS_PER_WAKE 64
+
+/* Set while http_respond() is inside h2o: tells the problem filter that the
+   response is ours and already well formed. */
+static _Thread_local bool sending_own;
+
+/* ---- access log ---- */
+
+static void log_access(http_worker_t *w, h2o_req_t *req, str_t request_id, const char *route, int status,
+                       size_t bytes, uint64_t start_us)
+{
+    json_t *j = log_begin(LOG_INFO, "request");
+    if (j == NULL) {
+        return;
+    }
+    str_t path = str_make(req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len);
+    json_kv_str(j, "request_id", request_id);
+    json_kv_str(j, "method", str_make(req->method.base, req->method.len));
+    json_kv_str(j, "path", path); /* never the query: it may carry secrets */
+    if (route != NULL) {
+        json_kv_str(j, "route", str_from_cstr(route));
+    }
+    json_kv_int(j, "status", status);
+    json_key(j, STR("duration_ms"));
+    json_double(j, start_us ? (double)(clock_mono_us() - start_us) / 1000.0 : 0.0, 3);
+    json_kv_int(j, "bytes", (int64_t)bytes);
+    json_kv_int(j, "worker", w->id);
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    char addr[INET6_ADDRSTRLEN] = "";
+    if (sl != 0 && ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
+    } else if (sl != 0 && ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
+    }
+    json_kv_str(j, "remote", str_from_cstr(addr));
+    log_end(j);
+}
+
+/* ---- responses ---- */
+
+void http_header_add(http_ctx_t *ctx, str_t name, str_t value)
+{
+    h2o_req_t *req = ctx->req;
+    h2o_iovec_t v = h2o_strdup(&req->pool, value.ptr, value.len);
+    h2o_iovec_t n = h2o_strdup(&req->pool, name.ptr, name.len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
+}
+
+str_t http_header_get(const http_ctx_t *ctx, str_t name)
+{
+    ssize_t i = h2o_find_header_by_str(&ctx->req->headers, name.ptr, name.len, -1);
+    if (i < 0) {
+        return STR_NULL;
+    }
+    h2o_iovec_t v = ctx->req->headers.entries[i].value;
+    return str_make(v.base, v.len);
+}
+
+str_t http_peer_addr(const http_ctx_t *ctx, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = ctx->req->conn->callbacks->get_peername(ctx->req->conn, (struct sockaddr *)&ss);
+    out[0] = '\0';
+    if (sl != 0 && ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outlen);
+    } else if (sl != 0 && ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)outlen);
+    }
+    return str_from_cstr(out);
+}
+
+buf_t *http_scratch(http_ctx_t *ctx)
+{
+    buf_reset(&ctx->w->scratch);
+    return &ctx->w->scratch;
+}
+
+int64_t http_deadline_left_ms(const http_ctx_t *ctx)
+{
+    uint64_t now = clock_mono_ms();
+    return now >= ctx->deadline_ms ? 0 : (int64_t)(ctx->deadline_ms - now);
+}
+
+void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
+{
+    if (ctx->responded || ctx->req == NULL) {
+        return;
+    }
+    h2o_req_t *req = ctx->req;
+    http_worker_t *w = ctx->w;
+    ctx->responded = true;
+    ctx->status = status;
+    ctx->bytes = body.len;
+    timer_cancel(&w->timers, &ctx->deadline);
+
+    req->res.status = status;
+    req->res.reason = http_status_reason(status);
+    req->res.content_length = body.len;
+    if (content_type.len > 0) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type.ptr,
+                       content_type.len);
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          ctx->request_id.ptr, ctx->request_id.len);
+    /* Log before sending: once h2o has the response, the request (and ctx
+       with it) may be freed by the time control comes back. */
+    log_access(w, req, ctx->request_id, ctx->match.route ? ctx->match.route->pattern : NULL, status,
+               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ? 0 : body.len,
+               ctx->start_us);
+    sending_own = true;
+    h2o_send_inline(req, body.ptr, body.len);
+    sending_own = false;
+}
+
+void http_respond_json(http_ctx_t *ctx, int status, const buf_t *body)
+{
+    if (buf_failed(body)) {
+        http_respond_err(ctx, ERR_NOMEM);
+        return;
+    }
+    http_respond(ctx, status, STR("application/json"), buf_str(body));
+}
+
+void http_respond_problem(http_ctx_t *ctx, const http_problem_t *p)
+{
+    if (ctx->responded || ctx->req == NULL) {
+        return;
+    }
+    buf_t *b = http_scratch(ctx);
+    http_problem_render(b, p);
+    if (buf_failed(b)) {
+        buf_reset(b);
+        http_problem_t small = *p;
+        small.nerrors = 0; /* the errors list was what did not fit */
+        http_problem_render(b, &small);
+    }
+    if (p->retry_after_s > 0) {
+        char v[16];
+        int n = snprintf(v, sizeof(v), "%d", p->retry_after_s);
+        http_header_add(ctx, STR("retry-after"), str_make(v, (size_t)n));
+    }
+    http_respond(ctx, p->status, STR(HTTP_PROBLEM_CONTENT_TYPE), buf_str(b));
+}
+
+void http_respond_error(http_ctx_t *ctx, int status, const char *slug, const char *detail)
+{
+    http_problem_t p = {.status = status, .slug = slug, .detail = str_from_cstr(detail)};
+    http_respond_problem(ctx, &p);
+}
+
+void http_respond_err(http_ctx_t *ctx, int err)
+{
+    http_problem_t p;
+    http_problem_from_err(err, STR_NULL, &p);
+    if (p.status == 500) {
+        log_error("request %.*s failed: %s", (int)ctx->request_id.len, ctx->request_id.ptr, err_name(err));
+    }
+    http_respond_problem(ctx, &p);
+}
+
+/* ---- pending operations ---- */
+
+void http_pending_attach(http_ctx_t *ctx, http_pending_t *p)
+{
+    p->ctx = ctx;
+    ctx->pending = p;
+}
+
+http_ctx_t *http_pending_finish(http_pending_t *p)
+{
+    http_ctx_t *ctx = p->ctx;
+    p->ctx = NULL;
+    if (ctx == NULL) {
+        return NULL;
+    }
+    ctx->pending = NULL;
+    return ctx->responded ? NULL : ctx;
+}
+
+/* ---- request lifecycle ---- */
+
+static void cancel_pending(http_ctx_t *ctx)
+{
+    http_pending_t *p = ctx->pending;
+    if (p != NULL) {
+        ctx->pending = NULL;
+        p->ctx = NULL;
+        if (p->cancel != NULL) {
+            p->cancel(p);
+        }
+    }
+}
+
+static void on_ctx_dispose(void *p)
+{
+    http_ctx_t *ctx = p;
+    timer_cancel(&ctx->w->timers, &ctx->deadline);
+    cancel_pending(ctx); /* the client is gone: its work is no longer wanted */
+    if (!ctx->responded) {
+        log_debug("request %.*s abandoned by the client", (int)ctx->request_id.len, ctx->request_id.ptr);
+    }
+    ctx->w->inflight--;
+    h2o_linklist_unlink(&ctx->link);
+    ctx->req = NULL;
+}
+
+static void on_deadline(struct timer *t)
+{
+    http_ctx_t *ctx = t->data;
+    if (ctx->responded) {
+        return;
+    }
+    cancel_pending(ctx);
+    http_respond_err(ctx, ERR_TIMEOUT);
+}
+
+void http_worker_abort_requests(http_worker_t *w)
+{
+    h2o_linklist_t *node = w->requests.next;
+    while (node != &w->requests) {
+        http_ctx_t *ctx = H2O_STRUCT_FROM_MEMBER(http_ctx_t, link, node);
+        node = node->next;
+        if (!ctx->responded) {
+            cancel_pending(ctx);
+            http_respond_error(ctx, 503, "shutting-down",
+                               "the server is shutting down; retry on another instance");
+        }
+    }
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    http_worker_t *w = http_worker_of(req->conn->ctx);
+    http_server_t *s = w->server;
+    http_ctx_t *ctx = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx), on_ctx_dispose);
+    *ctx = (http_ctx_t){.req = req, .w = w, .start_us = clock_mono_us()};
+    timer_init(&ctx->deadline, on_deadline, ctx);
+    w->inflight++;
+    h2o_linklist_insert(&w->requests, &ctx->link);
+
+    ssize_t hi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    str_t given = hi >= 0 ? str_make(req->headers.entries[hi].value.base, req->headers.entries[hi].value.len)
+                          : STR_NULL;
+    if (http_reqid_valid(given)) {
+        ctx->request_id = given; /* lives in the request's headers */
+    } else {
+        http_reqid_generate(ctx->request_id_buf);
+        ctx->request_id = str_make(ctx->request_id_buf, HTTP_REQID_GEN_LEN);
+    }
+
+    ctx->method = http_method_parse(str_make(req->method.base, req->method.len));
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    ctx->path = str_make(req->path.base, plen);
+    ctx->query =
+        plen < req->path.len ? str_make(req->path.base + plen + 1, req->path.len - plen - 1) : STR("");
+
+    /* Load shedding: past the in-flight cap a request costs one small
+       response, never a queue slot (DESIGN.md, "Pool and load shedding"). */
+    if (w->inflight > (uint64_t)s->opts.max_inflight) {
+        http_problem_t p = {.status = 503,
+                            .slug = "overloaded",
+                            .title = "Server overloaded",
+                            .detail = STR("too many requests in progress; retry shortly"),
+                            .retry_after_s = 1};
+        http_respond_problem(ctx, &p);
+        return 0;
+    }
+
+    ctx->route_status = http_router_match(s->router, ctx->method, ctx->path, &ctx->match);
+    int64_t timeout = s->opts.request_timeout_ms;
+    if (ctx->match.route != NULL && ctx->match.route->timeout_ms > 0 &&
+        ctx->match.route->timeout_ms < timeout) {
+        timeout = ctx->match.route->timeout_ms;
+    }
+    ctx->deadline_ms = clock_mono_ms() + (uint64_t)timeout;
+    if (timer_arm(&w->timers, &ctx->deadline, ctx->deadline_ms) != 0) {
+        http_respond_err(ctx, ERR_UNAVAILABLE);
+        return 0;
+    }
+    s->dispatch(ctx);
+    return 0;
+}
+
+/* ---- problem filter for h2o's own error responses ---- */
+
+typedef struct {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} problem_ostream_t;
+
+static void problem_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                            h2o_send_state_t state)
+{
+    problem_ostream_t *o = (problem_ostream_t *)self;
+    (void)bufs;
+    if (h2o_send_state_is_in_progress(state) || bufcnt == 0) {
+        /* bufcnt == 0 on a final send: a HEAD request, headers only */
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+        return;
+    }
+    h2o_ostream_send_next(self, req, &o->body, 1, state);
+}
+
+static const char *slug_for_status(int status)
+{
+    switch (status) {
+    case 413:
+        return "body-too-large";
+    case 431:
+        return "headers-too-large";
+    case 404:
+        return "not-found";
+    default:
+        return status >= 500 ? "internal" : "bad-request";
+    }
+}
+
+static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    int status = req->res.status;
+    if (sending_own || status < 400) {
+        h2o_setup_next_ostream(req, slot);
+        return;
+    }
+    http_worker_t *w = http_worker_of(req->conn->ctx);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%s",
+             status == 413 ? "the request body is larger than the server accepts"
+                           : "the request could not be read");
+    http_problem_t p = {.status = status, .slug = slug_for_status(status), .detail = str_from_cstr(detail)};
+    buf_reset(&w->scratch);
+    http_problem_render(&w->scratch, &p);
+    h2o_iovec_t body = h2o_strdup(&req->pool, w->scratch.ptr, w->scratch.len);
+
+    char idbuf[HTTP_REQID_GEN_LEN];
+    http_reqid_generate(idbuf);
+    h2o_iovec_t id = h2o_strdup(&req->pool, idbuf, sizeof(idbuf));
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                   H2O_STRLIT(HTTP_PROBLEM_CONTENT_TYPE), 1);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base,
+                          id.len);
+    req->res.content_length = body.len;
+    log_access(w, req, str_make(id.base, id.len), NULL, status, body.len, 0);
+
+    problem_ostream_t *o = (problem_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
+    o->super.do_send = problem_do_send;
+    o->body = body;
+    slot = &o->super.next;
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- set-up ---- */
+
+int http_server_init(http_server_t *s, const http_server_opts_t *opts, const http_route_t *routes,
+                     size_t nroutes, http_dispatch_fn dispatch)
+{
+    *s = (http_server_t){.opts = *opts, .dispatch = dispatch};
+    s->router = http_router_new(routes, nroutes, opts->debug_routes ? HTTP_ROUTE_DEBUG : 0);
+    if (s->router == NULL) {
+        return ERR_NOMEM;
+    }
+    h2o_config_init(&s->h2o);
+    s->h2o.server_name = h2o_iovec_init(H2O_STRLIT("")); /* no Server header */
+    s->h2o.max_request_entity_size = (size_t)opts->max_body_bytes;
+    s->h2o.http1.req_timeout = (uint64_t)opts->header_timeout_ms;
+    /* h2o 2.2.5's HTTP/2 lacks the Rapid Reset (CVE-2023-44487) fix; this
+       switch also gates h2c prior-knowledge detection. */
+    s->h2o.http1.upgrade_to_http2 = opts->http2 ? 1 : 0;
+    s->h2o.http2.idle_timeout = (uint64_t)opts->header_timeout_ms;
+    s->h2o.http2.graceful_shutdown_timeout = (uint64_t)opts->header_timeout_ms;
+    s->host = h2o_config_register_host(&s->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(s->host, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
+    h->on_req = on_req;
+    /* h2o's own errors bind the host's fallback path, ours bind "/" */
+    h2o_filter_t *f = h2o_create_filter(pc, sizeof(*f));
+    f->on_setup_ostream = on_setup_problem_ostream;
+    f = h2o_create_filter(&s->host->fallback_path, sizeof(*f));
+    f->on_setup_ostream = on_setup_problem_ostream;
+    return 0;
+}
+
+void http_server_deinit(http_server_t *s)
+{
+    h2o_config_dispose(&s->h2o);
+    http_router_free(s->router);
+    s->router = NULL;
+}
+
+int http_listen(const char *host, int port, int *fd_out, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        sl = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        sl = sizeof(*sin6);
+    } else {
+        snprintf(err, errlen, "invalid HOST \"%s\": expected a numeric IPv4 or IPv6 address", host);
+        return ERR_INVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return ERR_IO;
+    }
+    int one = 1;
+    /* SO_REUSEPORT: one listener per worker, and a new process can bind
+       the port while the old one drains (zero-downtime restarts). */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+        snprintf(err, errlen, "setsockopt: %s", strerror(errno));
+        close(fd);
+        return ERR_IO;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d (HOST/PORT): %s", host, port, strerror(errno));
+        close(fd);
+        return ERR_IO;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static void on_conn_close(void *data)
+{
+    http_worker_t *w = data;
+    w->conns--;
+    if (w->listener_paused && w->listener != NULL && w->conns < (uint64_t)w->server->opts.max_connections) {
+        w->listener_paused = false;
+        h2o_socket_read_start(w->listener, NULL);
+    }
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    http_worker_t *w = listener->data;
+    if (err != NULL) {
+        return;
+    }
+    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+        if (w->conns >= (uint64_t)w->server->opts.max_connections) {
+            /* Leave the rest in the kernel backlog (and to other workers)
+               until a connection closes. */
+            h2o_socket_read_stop(listener);
+            w->listener_paused = true;
+            return;
+        }
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL) {
+            return;
+        }
+        w->conns++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = w;
+        h2o_accept(&w->accept, sock);
+    }
+}
+
+int http_worker_init(http_worker_t *w, http_server_t *s, unsigned id, int listen_fd)
+{
+    *w = (http_worker_t){.server = s, .id = id};
+    h2o_context_init(&w->h2o, h2o_evloop_create(), &s->h2o);
+    w->accept.ctx = &w->h2o;
+    w->accept.hosts = s->h2o.hosts;
+    timer_heap_init(&w->timers);
+    h2o_linklist_init_anchor(&w->requests);
+    buf_init(&w->scratch, SCRATCH_MAX);
+    w->listener = h2o_evloop_socket_create(w->h2o.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    return 0;
+}
+
+void http_worker_run_once(http_worker_t *w, int32_t max_wait_ms)
+{
+    int32_t wait = timer_heap_next_wait(&w->timers, clock_mono_ms(), max_wait_ms);
+    h2o_evloop_run(w->h2o.loop, wait);
+    timer_heap_run(&w->timers, clock_mono_ms());
+}
+
+void http_worker_stop_accepting(http_worker_t *w)
+{
+    if (w->listener == NULL) {
+        return;
+    }
+    /* Accept what is already queued on this listener first: closing a
+       SO_REUSEPORT socket resets the connections in its backlog. */
+    if (!w->listener_paused) {
+        on_accept(w->listener, NULL);
+    }
+    h2o_socket_read_stop(w->listener);
+    h2o_socket_close(w->listener);
+    w->listener = NULL;
+}
+
+void http_worker_request_shutdown(http_worker_t *w)
+{
+    h2o_context_request_shutdown(&w->h2o);
+}
+
+void http_worker_close_idle(http_worker_t *w)
+{
+    /* Idle keep-alive connections wait on these timeouts; running them as if
+       the time had come closes exactly those (requests being processed are
+       not linked there). h2o 2.2.5 has no other way to reach them. */
+    h2o_timeout_run(w->h2o.loop, &w->h2o.http1.req_timeout, UINT64_MAX);
+    h2o_timeout_run(w->h2o.loop, &w->h2o.http2.idle_timeout, UINT64_MAX);
+}
+
+void http_worker_deinit(http_worker_t *w)
+{
+    http_worker_stop_accepting(w);
+    h2o_evloop_t *loop = w->h2o.loop;
+    /* let closes and final writes complete before the context goes */
+    for (int i = 0; i < 50 && w->conns > 0; i++) {
+        http_worker_close_idle(w);
+        h2o_evloop_run(loop, 10);
+    }
+    if (w->conns > 0) {
+        log_warn("worker %u: %llu connections still open at exit", w->id, (unsigned long long)w->conns);
+    }
+    /* h2o_context_request_shutdown() arms HTTP/2's GOAWAY re-send timer even
+       with no HTTP/2 connection, and h2o_context_dispose() asserts every
+       timeout list is empty: the connections are gone, so drop it. */
+    if (h2o_timeout_is_linked(&w->h2o.http2._graceful_shutdown_timeout)) {
+        h2o_timeout_unlink(&w->h2o.http2._graceful_shutdown_timeout);
+    }
+    h2o_context_dispose(&w->h2o);
+    h2o_evloop_destroy(loop);
+    timer_heap_deinit(&w->timers);
+    buf_deinit(&w->scratch);
+}

@@ -1,0 +1,20 @@
+/*
+ * routes: the route table, and the handlers that translate HTTP to domain
+ * calls and back. Handlers validate input, call services, render JSON and
+ * map errors through http/problem; they never touch sockets or SQL.
+ */
+#ifndef ROUTES_ROUTES_H
+#define ROUTES_ROUTES_H
+
+#include <stddef.h>
+
+#include "http/server.h"
+
+extern const http_route_t routes_table[];
+extern const size_t routes_count;
+
+void routes_health_live(http_ctx_t *ctx);
+void routes_health_ready(http_ctx_t *ctx);
+void routes_debug_sleep(http_ctx_t *ctx);
+
+#endif
