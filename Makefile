@@ -26,8 +26,12 @@ LIB_SRCS  := $(filter-out src/app/main.c,$(SRCS))
 TEST_SRCS := $(shell find tests/unit -name '*.c' | sort)
 HDRS      := $(shell find src tests/unit -name '*.h')
 
-REL_OBJS  := $(SRCS:%.c=build/obj/%.o)
-SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o)
+MIGRATIONS := $(sort $(wildcard migrations/*.sql))
+OPENAPI    := openapi/openapi.json
+GEN_SRC    := build/gen/embedded.c
+
+REL_OBJS  := $(SRCS:%.c=build/obj/%.o) build/obj/gen/embedded.o
+SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
@@ -55,6 +59,18 @@ build/asan/obj/%.o: %.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "CC [asan] $<"
 	@$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_CFLAGS) -c -o $@ $<
+
+$(GEN_SRC): scripts/embed.sh $(OPENAPI) $(MIGRATIONS)
+	@mkdir -p $(dir $@)
+	@scripts/embed.sh $@ $(OPENAPI) $(MIGRATIONS)
+
+build/obj/gen/embedded.o: $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	@$(CC) $(BASE_CFLAGS) $(REL_CFLAGS) -c -o $@ $<
+
+build/asan/obj/gen/embedded.o: $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	@$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -c -o $@ $<
 
 deps:
 	@scripts/deps.sh

@@ -12,7 +12,12 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "db/pool.h"
 #include "http/server.h"
+#include "middleware/auth.h"
+#include "middleware/jwt.h"
+#include "routes/cursor.h"
+#include "services/users.h"
 #include "middleware/pipeline.h"
 #include "obs/log.h"
 #include "routes/routes.h"
@@ -37,6 +42,7 @@ typedef struct worker {
 
 typedef struct app {
     const config_t *cfg;
+    db_pool_opts_t db_opts;
     http_server_t server;
     worker_t *workers;
     unsigned nworkers;
@@ -62,6 +68,14 @@ static void *worker_main(void *arg)
     }
     wk->init_rc = http_worker_init(w, &app->server, wk->id, wk->listen_fd);
     if (wk->init_rc == 0) {
+        db_pool_opts_t dbo = app->db_opts;
+        dbo.worker_id = wk->id;
+        w->db = db_pool_new(w->h2o.loop, &w->timers, &dbo);
+        if (w->db == NULL) {
+            wk->init_rc = ERR_NOMEM;
+        }
+    }
+    if (wk->init_rc == 0) {
         h2o_multithread_register_receiver(w->h2o.queue, &wk->wake, on_wake);
         atomic_store(&wk->ready, true);
     }
@@ -82,7 +96,9 @@ static void *worker_main(void *arg)
             grace_end = clock_mono_ms() + (uint64_t)app->cfg->shutdown_grace_ms;
             http_worker_stop_accepting(w);
             http_worker_request_shutdown(w);
-            http_worker_close_idle(w);
+            /* Idle keep-alive connections stay open until the last request
+               is done: clients on them still see readiness turn 503. They
+               are closed on the way out (http_worker_deinit). */
         }
         if (closing && w->inflight == 0) {
             break;
@@ -100,6 +116,8 @@ static void *worker_main(void *arg)
     }
 
     h2o_multithread_unregister_receiver(w->h2o.queue, &wk->wake);
+    db_pool_free(w->db);
+    w->db = NULL;
     http_worker_deinit(w);
     atomic_store(&wk->done, true);
     log_thread_detach();
@@ -168,13 +186,47 @@ int app_serve(const config_t *cfg)
         .request_timeout_ms = cfg->request_timeout_ms,
         .header_timeout_ms = cfg->header_timeout_ms,
         .max_body_bytes = cfg->max_body_bytes,
+        .max_header_bytes = cfg->max_header_bytes,
         .max_connections = cfg->max_connections,
         .max_inflight = cfg->max_inflight,
         .http2 = cfg->http2,
         .debug_routes = cfg->debug_routes,
     };
+    unsigned per_worker = (unsigned)(cfg->db_pool_size / cfg->workers);
+    app.db_opts = (db_pool_opts_t){
+        .conninfo = cfg->database_url,
+        .conns = per_worker > 0 ? per_worker : 1,
+        .max_pipeline = 64,
+        .max_waiters = 1024,
+        .statement_timeout_ms = cfg->request_timeout_ms,
+        .stmts = users_statements,
+        .nstmts = users_statements_count,
+        .breaker_threshold = 5,
+        .breaker_cooldown_ms = 1000,
+    };
+    jwt_verifier_opts_t jo = {
+        .hs256_secret = cfg->jwt_secret,
+        .hs256_secret_len = strlen(cfg->jwt_secret),
+        .issuer = cfg->jwt_issuer,
+        .audience = cfg->jwt_audience,
+        .leeway_s = 5,
+    };
+    jwt_verifier_t *verifier = jwt_verifier_new(&jo);
+    if (verifier == NULL || cursor_set_key(cfg->cursor_secret, strlen(cfg->cursor_secret)) != 0) {
+        log_fatal("cannot set up token and cursor keys");
+        jwt_verifier_free(verifier);
+        return 1;
+    }
+    mw_auth_init(verifier);
+    if (db_cancel_start() != 0) {
+        log_fatal("cannot start the database cancel thread");
+        jwt_verifier_free(verifier);
+        return 1;
+    }
     if (http_server_init(&app.server, &opts, routes_table, routes_count, mw_run) != 0) {
         log_fatal("cannot build the router");
+        db_cancel_stop();
+        jwt_verifier_free(verifier);
         return 1;
     }
     app.workers = calloc(app.nworkers, sizeof(worker_t));
@@ -213,12 +265,12 @@ int app_serve(const config_t *cfg)
         ok &= app.workers[i].init_rc == 0;
     }
     if (ok) {
-        json_t *j = log_begin(LOG_INFO, "listening");
+        jw_t *j = log_begin(LOG_INFO, "listening");
         if (j != NULL) {
-            json_kv_str(j, "host", str_from_cstr(cfg->host));
-            json_kv_int(j, "port", cfg->port);
-            json_kv_int(j, "workers", cfg->workers);
-            json_kv_str(j, "version", STR(API_VERSION));
+            jw_kv_str(j, "host", str_from_cstr(cfg->host));
+            jw_kv_int(j, "port", cfg->port);
+            jw_kv_int(j, "workers", cfg->workers);
+            jw_kv_str(j, "version", STR(API_VERSION));
             log_end(j);
         }
         int sig = wait_signal(&set, -1);
@@ -263,5 +315,8 @@ out_workers:
     free(app.workers);
 out_server:
     http_server_deinit(&app.server);
+    db_cancel_stop();
+    mw_auth_init(NULL);
+    jwt_verifier_free(verifier);
     return rc;
 }

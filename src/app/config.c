@@ -58,6 +58,8 @@ static const var_t vars[] = {
      "time to receive a request's headers and body, and keep-alive idle time"},
     {"MAX_BODY_BYTES", T_INT, OFF(max_body_bytes), 1, 64 * 1024 * 1024, "1048576",
      "request body limit (413 above)"},
+    {"MAX_HEADER_BYTES", T_INT, OFF(max_header_bytes), 1024, 256 * 1024, "16384",
+     "request line + headers limit (431 above)"},
     {"MAX_CONNECTIONS", T_INT, OFF(max_connections), 1, 1000000, "10000",
      "open connections per worker; more wait in the kernel backlog"},
     {"MAX_INFLIGHT", T_INT, OFF(max_inflight), 1, 1000000, "1024",

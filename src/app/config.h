@@ -37,6 +37,7 @@ typedef struct {
     int64_t shutdown_delay_ms;
     int64_t header_timeout_ms;
     int64_t max_body_bytes;
+    int64_t max_header_bytes;
     int64_t max_connections;
     int64_t max_inflight;
     bool http2;

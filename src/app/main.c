@@ -14,6 +14,7 @@
 
 #include "app/app.h"
 #include "app/config.h"
+#include "db/migrate.h"
 #include "obs/log.h"
 #include "base/banned.h"
 
@@ -66,8 +67,12 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
 
     if (strcmp(cmd, "migrate") == 0) {
-        log_info("no migrations yet");
-        rc = 0;
+        if (db_migrate(cfg.database_migration_url, cfg.database_url, err, sizeof(err)) != 0) {
+            log_error("migrate failed: %s", err);
+            rc = 1;
+        } else {
+            rc = 0;
+        }
         goto out;
     }
 

@@ -27,6 +27,8 @@ const char *err_name(int code)
         return "cancelled";
     case ERR_UNAUTHORIZED:
         return "unauthorized";
+    case ERR_PRECONDITION:
+        return "precondition-failed";
     }
     return "unknown";
 }

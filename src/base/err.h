@@ -18,9 +18,10 @@ typedef enum {
     ERR_UNAVAILABLE = -5, /* a dependency is down, or we are shedding load */
     ERR_NOTFOUND = -6,
     ERR_CONFLICT = -7,
-    ERR_IO = -8,           /* a system call failed; errno tells more */
-    ERR_CANCELLED = -9,    /* the caller went away, or shutdown */
-    ERR_UNAUTHORIZED = -10 /* credentials missing or invalid */
+    ERR_IO = -8,            /* a system call failed; errno tells more */
+    ERR_CANCELLED = -9,     /* the caller went away, or shutdown */
+    ERR_UNAUTHORIZED = -10, /* credentials missing or invalid */
+    ERR_PRECONDITION = -11  /* a condition the client set (If-Match) does not hold */
 } err_t;
 
 /* A short, stable, lower-case name for a code ("timeout"), for logs. */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "base/err.h"
-#include "base/json.h"
+#include "base/jw.h"
 #include "base/banned.h"
 
 const char *http_status_reason(int status)
@@ -62,28 +62,28 @@ const char *http_status_reason(int status)
 
 void http_problem_render(buf_t *b, const http_problem_t *p)
 {
-    json_t j;
-    json_init(&j, b);
-    json_obj_open(&j);
+    jw_t j;
+    jw_init(&j, b);
+    jw_obj_open(&j);
     char type[128];
     int tn = snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_BASE, p->slug);
-    json_kv_str(&j, "type", str_make(type, tn > 0 && (size_t)tn < sizeof(type) ? (size_t)tn : 0));
-    json_kv_str(&j, "title", str_from_cstr(p->title ? p->title : http_status_reason(p->status)));
-    json_kv_int(&j, "status", p->status);
-    json_kv_str(&j, "detail", p->detail.ptr ? p->detail : str_from_cstr(http_status_reason(p->status)));
+    jw_kv_str(&j, "type", str_make(type, tn > 0 && (size_t)tn < sizeof(type) ? (size_t)tn : 0));
+    jw_kv_str(&j, "title", str_from_cstr(p->title ? p->title : http_status_reason(p->status)));
+    jw_kv_int(&j, "status", p->status);
+    jw_kv_str(&j, "detail", p->detail.ptr ? p->detail : str_from_cstr(http_status_reason(p->status)));
     if (p->nerrors > 0) {
-        json_key(&j, STR("errors"));
-        json_arr_open(&j);
+        jw_key(&j, STR("errors"));
+        jw_arr_open(&j);
         size_t n = p->nerrors < HTTP_PROBLEM_MAX_ERRORS ? p->nerrors : HTTP_PROBLEM_MAX_ERRORS;
         for (size_t i = 0; i < n; i++) {
-            json_obj_open(&j);
-            json_kv_str(&j, "field", p->errors[i].field);
-            json_kv_str(&j, "message", p->errors[i].message);
-            json_obj_close(&j);
+            jw_obj_open(&j);
+            jw_kv_str(&j, "field", p->errors[i].field);
+            jw_kv_str(&j, "message", p->errors[i].message);
+            jw_obj_close(&j);
         }
-        json_arr_close(&j);
+        jw_arr_close(&j);
     }
-    json_obj_close(&j);
+    jw_obj_close(&j);
 }
 
 void http_problem_from_err(int err, str_t detail, http_problem_t *out)
@@ -127,6 +127,13 @@ void http_problem_from_err(int err, str_t detail, http_problem_t *out)
     case ERR_UNAUTHORIZED:
         out->status = 401;
         out->slug = "unauthorized";
+        return;
+    case ERR_PRECONDITION:
+        out->status = 412;
+        out->slug = "precondition-failed";
+        if (!detail.ptr) {
+            out->detail = STR("the resource has changed since the version named in If-Match");
+        }
         return;
     }
     out->status = 500;

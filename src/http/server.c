@@ -18,7 +18,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
-#include "base/json.h"
+#include "base/jw.h"
 #include "obs/log.h"
 #include "base/banned.h"
 
@@ -35,22 +35,22 @@ static _Thread_local bool sending_own;
 static void log_access(http_worker_t *w, h2o_req_t *req, str_t request_id, const char *route, int status,
                        size_t bytes, uint64_t start_us)
 {
-    json_t *j = log_begin(LOG_INFO, "request");
+    jw_t *j = log_begin(LOG_INFO, "request");
     if (j == NULL) {
         return;
     }
     str_t path = str_make(req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len);
-    json_kv_str(j, "request_id", request_id);
-    json_kv_str(j, "method", str_make(req->method.base, req->method.len));
-    json_kv_str(j, "path", path); /* never the query: it may carry secrets */
+    jw_kv_str(j, "request_id", request_id);
+    jw_kv_str(j, "method", str_make(req->method.base, req->method.len));
+    jw_kv_str(j, "path", path); /* never the query: it may carry secrets */
     if (route != NULL) {
-        json_kv_str(j, "route", str_from_cstr(route));
+        jw_kv_str(j, "route", str_from_cstr(route));
     }
-    json_kv_int(j, "status", status);
-    json_key(j, STR("duration_ms"));
-    json_double(j, start_us ? (double)(clock_mono_us() - start_us) / 1000.0 : 0.0, 3);
-    json_kv_int(j, "bytes", (int64_t)bytes);
-    json_kv_int(j, "worker", w->id);
+    jw_kv_int(j, "status", status);
+    jw_key(j, STR("duration_ms"));
+    jw_double(j, start_us ? (double)(clock_mono_us() - start_us) / 1000.0 : 0.0, 3);
+    jw_kv_int(j, "bytes", (int64_t)bytes);
+    jw_kv_int(j, "worker", w->id);
     struct sockaddr_storage ss;
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     char addr[INET6_ADDRSTRLEN] = "";
@@ -59,7 +59,7 @@ static void log_access(http_worker_t *w, h2o_req_t *req, str_t request_id, const
     } else if (sl != 0 && ss.ss_family == AF_INET6) {
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
     }
-    json_kv_str(j, "remote", str_from_cstr(addr));
+    jw_kv_str(j, "remote", str_from_cstr(addr));
     log_end(j);
 }
 
@@ -255,6 +255,66 @@ void http_worker_abort_requests(http_worker_t *w)
     }
 }
 
+/* Case-insensitive "name:" at the start of a header line. */
+static bool line_is_header(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    return len > n && line[n] == ':' && str_eq_nocase(str_make(line, n), str_make(name, n));
+}
+
+/*
+ * HTTP/1 framing checks h2o 2.2.5 does not make. It consumes Content-Length
+ * and Transfer-Encoding without exposing them (chunked wins, the first
+ * Content-Length wins), so the raw request head - still at the start of the
+ * socket's input buffer while the request is processed - is read here.
+ * RFC 9112 section 6.3: both headers together, or differing Content-Length
+ * values, are smuggling attempts: answer 400 and close the connection.
+ * Returns 0, 400 or 431 (head larger than max_head).
+ */
+static int check_h1_head(h2o_req_t *req, size_t max_head)
+{
+    if (req->version >= 0x200) {
+        return 0;
+    }
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL) {
+        return 0;
+    }
+    const char *p = sock->input->bytes;
+    const char *end = memmem(p, sock->input->size, "\r\n\r\n", 4);
+    if (end == NULL) {
+        return 0;
+    }
+    if ((size_t)(end - p) > max_head) {
+        return 431;
+    }
+    int te = 0, cl = 0;
+    str_t cl_value = STR_NULL;
+    const char *line = memchr(p, '\n', (size_t)(end - p)); /* skip the request line */
+    while (line != NULL && line < end) {
+        line++;
+        const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
+        size_t len = eol ? (size_t)(eol - line) : 0;
+        if (line_is_header(line, len, "transfer-encoding")) {
+            te++;
+        } else if (line_is_header(line, len, "content-length")) {
+            str_t v = str_make(line + 15, len - 15);
+            while (v.len > 0 && (v.ptr[0] == ' ' || v.ptr[0] == '\t')) {
+                v.ptr++, v.len--;
+            }
+            while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t')) {
+                v.len--;
+            }
+            if (cl++ > 0 && !str_eq(v, cl_value)) {
+                return 400;
+            }
+            cl_value = v;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return te > 0 && cl > 0 ? 400 : 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -291,6 +351,22 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                             .detail = STR("too many requests in progress; retry shortly"),
                             .retry_after_s = 1};
         http_respond_problem(ctx, &p);
+        return 0;
+    }
+
+    int framing = check_h1_head(req, (size_t)s->opts.max_header_bytes);
+    if (framing != 0) {
+        req->http1_is_persistent = 0;
+        http_respond_error(ctx, framing, framing == 431 ? "headers-too-large" : "bad-request",
+                           framing == 431 ? "the request's headers are larger than the server accepts"
+                                          : "conflicting Content-Length / Transfer-Encoding framing");
+        return 0;
+    }
+    /* h2o is given one byte more than the limit (its chunked reader rejects a
+       body of exactly the limit), so the limit itself is checked here. */
+    if (req->entity.base != NULL && req->entity.len > (size_t)s->opts.max_body_bytes) {
+        req->http1_is_persistent = 0;
+        http_respond_error(ctx, 413, "body-too-large", "the request body is larger than the server accepts");
         return 0;
     }
 
@@ -390,7 +466,7 @@ int http_server_init(http_server_t *s, const http_server_opts_t *opts, const htt
     }
     h2o_config_init(&s->h2o);
     s->h2o.server_name = h2o_iovec_init(H2O_STRLIT("")); /* no Server header */
-    s->h2o.max_request_entity_size = (size_t)opts->max_body_bytes;
+    s->h2o.max_request_entity_size = (size_t)opts->max_body_bytes + 1;
     s->h2o.http1.req_timeout = (uint64_t)opts->header_timeout_ms;
     /* h2o 2.2.5's HTTP/2 lacks the Rapid Reset (CVE-2023-44487) fix; this
        switch also gates h2c prior-knowledge detection. */

@@ -39,8 +39,9 @@ typedef struct {
     int64_t request_timeout_ms;
     int64_t header_timeout_ms;
     int64_t max_body_bytes;
-    int64_t max_connections; /* per worker */
-    int64_t max_inflight;    /* per worker */
+    int64_t max_header_bytes; /* request line + headers (HTTP/1) */
+    int64_t max_connections;  /* per worker */
+    int64_t max_inflight;     /* per worker */
     bool http2;
     bool debug_routes;
 } http_server_opts_t;
@@ -101,6 +102,10 @@ struct http_ctx {
     size_t bytes;
     http_pending_t *pending;
     h2o_linklist_t link; /* in w->requests */
+    /* the authenticated caller (middleware/auth), views into the pool */
+    bool authenticated;
+    str_t subject; /* the token's sub; empty when it has none */
+    str_t scopes;  /* space-separated */
 };
 
 /* ---- server and workers (main thread, then each worker's own thread) ---- */

@@ -2,6 +2,8 @@
 #include "middleware/pipeline.h"
 
 #include <stdio.h>
+
+#include "middleware/auth.h"
 #include "base/banned.h"
 
 typedef struct {
@@ -38,6 +40,7 @@ static mw_result_t run_handler(http_ctx_t *ctx)
 
 static const mw_step_t steps[] = {
     {"route", check_route},
+    {"auth", mw_auth_run},
     {"handler", run_handler},
 };
 

@@ -1,12 +1,11 @@
 /*
  * pipeline: the ordered steps every request goes through, in one place.
  *
- *   route check (404/405) -> ... -> route handler
+ *   route check (404/405) -> auth (401/403) -> route handler
  *
- * Later steps (auth, rate limit, idempotency) slot into the table in
- * pipeline.c. A step returns MW_NEXT (go on), MW_DONE (it answered) or
- * MW_SUSPEND (it started async work and will call mw_resume exactly once,
- * or answer itself). The handler step always owns the response.
+ * Later steps (rate limit, idempotency) slot into the table in pipeline.c. A step returns MW_NEXT (go on),
+ * MW_DONE (it answered) or MW_SUSPEND (it started async work and will call mw_resume exactly once, or answer
+ * itself). The handler step always owns the response.
  */
 #ifndef MIDDLEWARE_PIPELINE_H
 #define MIDDLEWARE_PIPELINE_H

@@ -45,7 +45,7 @@ static _Atomic bool writer_stop;
 
 static _Thread_local ring_t *my_ring;
 static _Thread_local buf_t line_buf;
-static _Thread_local json_t line_json;
+static _Thread_local jw_t line_json;
 
 static const char *const level_names[] = {"trace", "debug", "info", "warn", "error", "fatal"};
 
@@ -217,7 +217,7 @@ void log_thread_detach(void)
     my_ring = NULL; /* the ring itself is freed by log_stop, after it is drained */
 }
 
-json_t *log_begin(log_level_t level, const char *msg)
+jw_t *log_begin(log_level_t level, const char *msg)
 {
     if (!log_enabled(level)) {
         return NULL;
@@ -226,19 +226,19 @@ json_t *log_begin(log_level_t level, const char *msg)
         buf_init(&line_buf, LOG_LINE_MAX);
     }
     buf_reset(&line_buf);
-    json_init(&line_json, &line_buf);
+    jw_init(&line_json, &line_buf);
     char ts[CLOCK_RFC3339_LEN + 1];
     size_t tslen = clock_format_rfc3339(clock_wall_us(), ts);
-    json_obj_open(&line_json);
-    json_kv_str(&line_json, "time", str_make(ts, tslen));
-    json_kv_str(&line_json, "level", str_from_cstr(level_names[level]));
-    json_kv_str(&line_json, "msg", str_from_cstr(msg));
+    jw_obj_open(&line_json);
+    jw_kv_str(&line_json, "time", str_make(ts, tslen));
+    jw_kv_str(&line_json, "level", str_from_cstr(level_names[level]));
+    jw_kv_str(&line_json, "msg", str_from_cstr(msg));
     return &line_json;
 }
 
-void log_end(json_t *j)
+void log_end(jw_t *j)
 {
-    json_obj_close(j);
+    jw_obj_close(j);
     buf_putc(j->b, '\n');
     if (buf_failed(j->b)) {
         atomic_fetch_add(&dropped, 1);
@@ -265,6 +265,6 @@ void log_msg(log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_t *j = log_begin(level, msg);
+    jw_t *j = log_begin(level, msg);
     log_end(j);
 }

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/json.h"
+#include "base/jw.h"
 #include "base/str.h"
 
 typedef enum { LOG_TRACE, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_FATAL } log_level_t;
@@ -41,8 +41,8 @@ uint64_t log_dropped(void);
  * the object, or NULL when the level is disabled (then skip the fields and do
  * not call log_end). Only one line per thread may be open at a time.
  */
-json_t *log_begin(log_level_t level, const char *msg);
-void log_end(json_t *j);
+jw_t *log_begin(log_level_t level, const char *msg);
+void log_end(jw_t *j);
 
 /* One-line message with printf formatting of msg. */
 void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -3,8 +3,10 @@
  *
  * Liveness is this worker's loop answering, nothing more: a dependency being
  * down must not get the process restarted. Readiness says whether this
- * instance should get traffic: not while draining for shutdown.
+ * instance should get traffic: not while draining for shutdown, and not
+ * while this worker has no healthy PostgreSQL connection.
  */
+#include "db/pool.h"
 #include "routes/routes.h"
 #include "base/banned.h"
 
@@ -20,6 +22,15 @@ void routes_health_ready(http_ctx_t *ctx)
                             .slug = "not-ready",
                             .title = "Not ready",
                             .detail = STR("the server is shutting down")};
+        http_respond_problem(ctx, &p);
+        return;
+    }
+    if (!db_pool_healthy(ctx->w->db)) {
+        http_problem_t p = {.status = 503,
+                            .slug = "not-ready",
+                            .title = "Not ready",
+                            .detail = STR("no healthy PostgreSQL connection"),
+                            .retry_after_s = 1};
         http_respond_problem(ctx, &p);
         return;
     }

@@ -3,7 +3,16 @@
 #include "routes/routes.h"
 #include "base/banned.h"
 
+#define API      (HTTP_ROUTE_API)
+#define API_BODY (HTTP_ROUTE_API | HTTP_ROUTE_HAS_BODY)
+
 const http_route_t routes_table[] = {
+    {HTTP_GET, "/v1/users", routes_users_list, "users:read", API, 0},
+    {HTTP_POST, "/v1/users", routes_users_create, "users:write", API_BODY, 0},
+    {HTTP_GET, "/v1/users/{id}", routes_users_get, "users:read", API, 0},
+    {HTTP_PATCH, "/v1/users/{id}", routes_users_update, "users:write", API_BODY, 0},
+    {HTTP_DELETE, "/v1/users/{id}", routes_users_delete, "users:write", API, 0},
+    {HTTP_GET, "/openapi.json", routes_openapi, NULL, 0, 0},
     {HTTP_GET, "/health/live", routes_health_live, NULL, 0, 0},
     {HTTP_GET, "/health/ready", routes_health_ready, NULL, 0, 0},
     {HTTP_GET, "/debug/sleep", routes_debug_sleep, NULL, HTTP_ROUTE_DEBUG, 0},

@@ -1,20 +1,20 @@
 /*
- * json: writer. The escaper validates UTF-8 (RFC 3629: no overlongs, no
+ * jw: the writer. The escaper validates UTF-8 (RFC 3629: no overlongs, no
  * surrogates, nothing past U+10FFFF) because echoed request data may be any
  * bytes; text from PostgreSQL and jansson is already valid and passes through.
  */
-#include "base/json.h"
+#include "base/jw.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include "base/banned.h"
 
-void json_init(json_t *j, buf_t *b)
+void jw_init(jw_t *j, buf_t *b)
 {
-    *j = (json_t){.b = b};
+    *j = (jw_t){.b = b};
 }
 
-static void begin_value(json_t *j)
+static void begin_value(jw_t *j)
 {
     if (j->after_key) {
         j->after_key = false;
@@ -29,10 +29,10 @@ static void begin_value(json_t *j)
     }
 }
 
-static void open_container(json_t *j, char c)
+static void open_container(jw_t *j, char c)
 {
     begin_value(j);
-    if (j->depth >= JSON_MAX_DEPTH) {
+    if (j->depth >= JW_MAX_DEPTH) {
         j->b->failed = true;
         return;
     }
@@ -41,7 +41,7 @@ static void open_container(json_t *j, char c)
     j->need_comma &= ~(1u << (j->depth - 1));
 }
 
-static void close_container(json_t *j, char c)
+static void close_container(jw_t *j, char c)
 {
     if (j->depth == 0) {
         j->b->failed = true;
@@ -51,22 +51,22 @@ static void close_container(json_t *j, char c)
     buf_putc(j->b, c);
 }
 
-void json_obj_open(json_t *j)
+void jw_obj_open(jw_t *j)
 {
     open_container(j, '{');
 }
 
-void json_obj_close(json_t *j)
+void jw_obj_close(jw_t *j)
 {
     close_container(j, '}');
 }
 
-void json_arr_open(json_t *j)
+void jw_arr_open(jw_t *j)
 {
     open_container(j, '[');
 }
 
-void json_arr_close(json_t *j)
+void jw_arr_close(jw_t *j)
 {
     close_container(j, ']');
 }
@@ -105,7 +105,7 @@ static size_t utf8_seq_len(const unsigned char *p, size_t avail)
     return n;
 }
 
-void json_escape(buf_t *b, str_t s)
+void jw_escape(buf_t *b, str_t s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s.ptr;
@@ -146,36 +146,36 @@ void json_escape(buf_t *b, str_t s)
     buf_append(b, p + run, s.len - run);
 }
 
-void json_key(json_t *j, str_t key)
+void jw_key(jw_t *j, str_t key)
 {
     begin_value(j);
     buf_putc(j->b, '"');
-    json_escape(j->b, key);
+    jw_escape(j->b, key);
     buf_append(j->b, "\":", 2);
     j->after_key = true;
 }
 
-void json_str(json_t *j, str_t s)
+void jw_str(jw_t *j, str_t s)
 {
     begin_value(j);
     buf_putc(j->b, '"');
-    json_escape(j->b, s);
+    jw_escape(j->b, s);
     buf_putc(j->b, '"');
 }
 
-void json_int(json_t *j, int64_t v)
+void jw_int(jw_t *j, int64_t v)
 {
     begin_value(j);
     buf_printf(j->b, "%" PRId64, v);
 }
 
-void json_double(json_t *j, double v, int decimals)
+void jw_double(jw_t *j, double v, int decimals)
 {
     begin_value(j);
     buf_printf(j->b, "%.*f", decimals, v);
 }
 
-void json_bool(json_t *j, bool v)
+void jw_bool(jw_t *j, bool v)
 {
     begin_value(j);
     if (v) {
@@ -185,13 +185,13 @@ void json_bool(json_t *j, bool v)
     }
 }
 
-void json_null(json_t *j)
+void jw_null(jw_t *j)
 {
     begin_value(j);
     buf_append(j->b, "null", 4);
 }
 
-void json_raw(json_t *j, str_t encoded)
+void jw_raw(jw_t *j, str_t encoded)
 {
     begin_value(j);
     buf_append(j->b, encoded.ptr, encoded.len);

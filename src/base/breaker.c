@@ -1,0 +1,51 @@
+/* breaker: the three-state machine. */
+#include "base/breaker.h"
+
+#include "base/banned.h"
+
+void breaker_init(breaker_t *b, unsigned threshold, uint64_t cooldown_ms)
+{
+    *b = (breaker_t){.threshold = threshold ? threshold : 1, .cooldown_ms = cooldown_ms};
+}
+
+bool breaker_allow(breaker_t *b, uint64_t now_ms)
+{
+    switch (b->state) {
+    case BREAKER_CLOSED:
+        return true;
+    case BREAKER_OPEN:
+        if (now_ms < b->open_until_ms) {
+            return false;
+        }
+        b->state = BREAKER_HALF_OPEN;
+        b->probing = true;
+        return true;
+    case BREAKER_HALF_OPEN:
+        if (b->probing) {
+            return false;
+        }
+        b->probing = true;
+        return true;
+    }
+    return false;
+}
+
+void breaker_success(breaker_t *b)
+{
+    b->failures = 0;
+    b->probing = false;
+    b->state = BREAKER_CLOSED;
+}
+
+void breaker_failure(breaker_t *b, uint64_t now_ms)
+{
+    b->probing = false;
+    if (b->state == BREAKER_HALF_OPEN || ++b->failures >= b->threshold) {
+        if (b->state != BREAKER_OPEN) {
+            b->opened_total++;
+        }
+        b->state = BREAKER_OPEN;
+        b->open_until_ms = now_ms + b->cooldown_ms;
+        b->failures = 0;
+    }
+}

@@ -1,0 +1,867 @@
+/*
+ * pool: connection state machine, batch FIFO per connection, waiters, and
+ * the cancel thread.
+ *
+ *   DOWN --retry timer--> CONNECTING --PQconnectPoll OK--> SETUP --prepared--> READY
+ *     ^                        |                             |                   |
+ *     +------------- any error (fail queued work, back off) -+-------------------+
+ *
+ * The read loop is bounded by our own FIFO of batches (libpq's PQgetResult
+ * returns NULL forever when nothing is queued). Each batch yields, per
+ * statement, one result then NULL, then PGRES_PIPELINE_SYNC.
+ */
+#include "db/pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/rand.h"
+#include "obs/log.h"
+#include "base/banned.h"
+
+#define CONNECT_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS     100
+#define BACKOFF_MAX_MS     5000
+
+typedef enum { CONN_DOWN, CONN_CONNECTING, CONN_SETUP, CONN_READY } conn_state_t;
+
+typedef struct conn conn_t;
+
+struct db_op {
+    db_op_t *next;
+    db_pool_t *pool;
+    conn_t *conn; /* NULL while waiting for a slot */
+    db_cb cb;
+    void *arg;
+    bool cancelled;
+    bool internal; /* the set-up batch of a connection */
+    size_t nq;
+    size_t got;
+    PGresult *res[DB_MAX_BATCH + 4];
+    struct {
+        const char *stmt;
+        int nparams;
+        const char *values[DB_MAX_PARAMS];
+        int lengths[DB_MAX_PARAMS];
+    } q[DB_MAX_BATCH + 4];
+    char data[]; /* copies of parameter values */
+};
+
+struct conn {
+    db_pool_t *pool;
+    unsigned idx;
+    conn_state_t state;
+    PGconn *pg;
+    h2o_socket_t *sock;
+    int sock_src_fd; /* PQsocket() the h2o socket was made from */
+    bool write_armed;
+    PostgresPollingStatusType poll;
+    db_op_t *head, *tail;
+    unsigned nops;
+    unsigned backoff_ms;
+    struct timer retry;   /* DOWN: when to reconnect */
+    struct timer timeout; /* CONNECTING/SETUP: give up */
+    bool logged_down;
+};
+
+struct db_pool {
+    h2o_loop_t *loop;
+    timer_heap_t *timers;
+    db_pool_opts_t opts;
+    char *conninfo;
+    breaker_t breaker;
+    unsigned ready;
+    db_op_t *wait_head, *wait_tail;
+    unsigned nwaiting;
+    conn_t conns[];
+};
+
+/* ---- the cancel thread ---- */
+
+typedef struct cancel_req {
+    struct cancel_req *next;
+    PGcancel *cancel;
+} cancel_req_t;
+
+static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cancel_cond = PTHREAD_COND_INITIALIZER;
+static cancel_req_t *cancel_queue;
+static bool cancel_stop;
+static bool cancel_running;
+static pthread_t cancel_thread;
+
+static void *cancel_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cancel_lock);
+    for (;;) {
+        while (cancel_queue == NULL && !cancel_stop) {
+            pthread_cond_wait(&cancel_cond, &cancel_lock);
+        }
+        cancel_req_t *r = cancel_queue;
+        if (r == NULL) {
+            break; /* stop, and nothing left to send */
+        }
+        cancel_queue = r->next;
+        pthread_mutex_unlock(&cancel_lock);
+        char errbuf[256];
+        if (!PQcancel(r->cancel, errbuf, sizeof(errbuf))) {
+            log_warn("PostgreSQL cancel request failed: %s", errbuf);
+        }
+        PQfreeCancel(r->cancel);
+        free(r);
+        pthread_mutex_lock(&cancel_lock);
+    }
+    pthread_mutex_unlock(&cancel_lock);
+    return NULL;
+}
+
+int db_cancel_start(void)
+{
+    cancel_stop = false;
+    if (pthread_create(&cancel_thread, NULL, cancel_main, NULL) != 0) {
+        return ERR_IO;
+    }
+    cancel_running = true;
+    return 0;
+}
+
+void db_cancel_stop(void)
+{
+    if (!cancel_running) {
+        return;
+    }
+    pthread_mutex_lock(&cancel_lock);
+    cancel_stop = true;
+    pthread_cond_signal(&cancel_cond);
+    pthread_mutex_unlock(&cancel_lock);
+    pthread_join(cancel_thread, NULL);
+    cancel_running = false;
+}
+
+static void post_cancel(conn_t *c)
+{
+    if (!cancel_running) {
+        return;
+    }
+    cancel_req_t *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        return;
+    }
+    r->cancel = PQgetCancel(c->pg); /* its own copy: safe if c goes away */
+    if (r->cancel == NULL) {
+        free(r);
+        return;
+    }
+    pthread_mutex_lock(&cancel_lock);
+    r->next = cancel_queue;
+    cancel_queue = r;
+    pthread_cond_signal(&cancel_cond);
+    pthread_mutex_unlock(&cancel_lock);
+}
+
+/* ---- ops ---- */
+
+static void op_free(db_op_t *op)
+{
+    for (size_t i = 0; i < op->got; i++) {
+        PQclear(op->res[i]);
+    }
+    free(op);
+}
+
+static void op_complete(db_op_t *op, int err)
+{
+    if (!op->cancelled && op->cb != NULL) {
+        op->cb(op, err, err == ERR_UNAVAILABLE ? NULL : op->res, err == ERR_UNAVAILABLE ? 0 : op->got);
+    }
+    op_free(op);
+}
+
+void *db_op_arg(const db_op_t *op)
+{
+    return op->arg;
+}
+
+const char *db_error_sqlstate(PGresult *const *results, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (PQresultStatus(results[i]) == PGRES_FATAL_ERROR) {
+            const char *s = PQresultErrorField(results[i], PG_DIAG_SQLSTATE);
+            return s ? s : "";
+        }
+    }
+    return "";
+}
+
+/* ---- connection I/O ---- */
+
+static void conn_fail(conn_t *c, const char *why);
+static void conn_on_readable(h2o_socket_t *sock, const char *err);
+static void pool_dispatch(db_pool_t *p);
+
+static void conn_on_writable(h2o_socket_t *sock, const char *err);
+
+static void arm_write(conn_t *c)
+{
+    /* notify_write is one-shot and asserts if armed twice (2.2.5) */
+    if (!c->write_armed && c->sock != NULL) {
+        c->write_armed = true;
+        h2o_socket_notify_write(c->sock, conn_on_writable);
+    }
+}
+
+static void conn_flush(conn_t *c)
+{
+    int r = PQflush(c->pg);
+    if (r < 0) {
+        conn_fail(c, PQerrorMessage(c->pg));
+    } else if (r > 0) {
+        arm_write(c);
+    }
+}
+
+static int attach_socket(conn_t *c)
+{
+    int src = PQsocket(c->pg);
+    if (src < 0) {
+        return ERR_IO;
+    }
+    if (c->sock != NULL && src == c->sock_src_fd) {
+        return 0;
+    }
+    if (c->sock != NULL) {
+        /* libpq moved to another socket (next address, SSL fallback) */
+        h2o_socket_read_stop(c->sock);
+        h2o_socket_close(c->sock);
+        c->sock = NULL;
+        c->write_armed = false;
+    }
+    /* h2o closes the fd it owns; libpq closes its own: give h2o a dup. */
+    int fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        return ERR_IO;
+    }
+    c->sock = h2o_evloop_socket_create(c->pool->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    c->sock->data = c;
+    c->sock_src_fd = src;
+    h2o_socket_read_start(c->sock, conn_on_readable);
+    return 0;
+}
+
+static void close_socket(conn_t *c)
+{
+    if (c->sock != NULL) {
+        h2o_socket_read_stop(c->sock);
+        h2o_socket_close(c->sock);
+        c->sock = NULL;
+    }
+    c->write_armed = false;
+}
+
+static void fifo_push(conn_t *c, db_op_t *op)
+{
+    op->next = NULL;
+    op->conn = c;
+    if (c->tail) {
+        c->tail->next = op;
+    } else {
+        c->head = op;
+    }
+    c->tail = op;
+    c->nops++;
+}
+
+static db_op_t *fifo_pop(conn_t *c)
+{
+    db_op_t *op = c->head;
+    c->head = op->next;
+    if (c->head == NULL) {
+        c->tail = NULL;
+    }
+    c->nops--;
+    return op;
+}
+
+static int send_op(conn_t *c, db_op_t *op)
+{
+    for (size_t i = 0; i < op->nq; i++) {
+        int ok;
+        if (op->q[i].stmt[0] == '\0') {
+            /* internal: unnamed statement text in values[0] (set-up only) */
+            ok = PQsendQueryParams(c->pg, op->q[i].values[0], 0, NULL, NULL, NULL, NULL, 0);
+        } else {
+            /* binary results: uuid, int8 and timestamptz arrive as fixed-size
+               integers, cheaper to decode than their text forms */
+            ok = PQsendQueryPrepared(c->pg, op->q[i].stmt, op->q[i].nparams, op->q[i].values,
+                                     op->q[i].lengths, NULL, 1);
+        }
+        if (!ok) {
+            return ERR_IO;
+        }
+    }
+    if (!PQpipelineSync(c->pg)) {
+        return ERR_IO;
+    }
+    return 0;
+}
+
+static void on_setup_done(db_op_t *op, int err, PGresult *const *results, size_t n)
+{
+    conn_t *c = op->arg;
+    (void)results;
+    (void)n;
+    if (err != 0) {
+        const char *why = n > 0 ? PQresultErrorMessage(results[0]) : "set-up failed";
+        for (size_t i = 0; i < n; i++) {
+            if (PQresultStatus(results[i]) == PGRES_FATAL_ERROR) {
+                why = PQresultErrorMessage(results[i]);
+                break;
+            }
+        }
+        log_error("db worker %u conn %u: preparing statements failed: %s", c->pool->opts.worker_id, c->idx,
+                  why);
+        /* conn_fail runs from the read loop once this callback returns */
+        return;
+    }
+    timer_cancel(c->pool->timers, &c->timeout);
+    c->state = CONN_READY;
+    c->backoff_ms = 0;
+    c->pool->ready++;
+    if (c->logged_down) {
+        log_info("db worker %u conn %u: connected again", c->pool->opts.worker_id, c->idx);
+        c->logged_down = false;
+    }
+    breaker_success(&c->pool->breaker);
+}
+
+static db_op_t *op_new(db_pool_t *p, const db_query_t *qs, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < qs[i].nparams; k++) {
+            const char *v = qs[i].values[k];
+            if (v != NULL) {
+                bytes += (qs[i].lengths ? (size_t)qs[i].lengths[k] : strlen(v)) + 1;
+            }
+        }
+    }
+    db_op_t *op = calloc(1, sizeof(*op) + bytes);
+    if (op == NULL) {
+        return NULL;
+    }
+    op->pool = p;
+    op->nq = n;
+    char *d = op->data;
+    for (size_t i = 0; i < n; i++) {
+        op->q[i].stmt = qs[i].stmt;
+        op->q[i].nparams = qs[i].nparams;
+        for (int k = 0; k < qs[i].nparams; k++) {
+            const char *v = qs[i].values[k];
+            if (v == NULL) {
+                op->q[i].values[k] = NULL;
+                continue;
+            }
+            size_t len = qs[i].lengths ? (size_t)qs[i].lengths[k] : strlen(v);
+            memcpy(d, v, len);
+            d[len] = '\0';
+            op->q[i].values[k] = d;
+            op->q[i].lengths[k] = (int)len;
+            d += len + 1;
+        }
+    }
+    return op;
+}
+
+static void conn_start_setup(conn_t *c)
+{
+    db_pool_t *p = c->pool;
+    if (PQsetnonblocking(c->pg, 1) != 0 || !PQenterPipelineMode(c->pg)) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    /* Set-up batch: session settings, then every prepared statement. */
+    size_t n = 0;
+    db_op_t *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        conn_fail(c, "out of memory");
+        return;
+    }
+    op->pool = p;
+    op->internal = true;
+    op->cb = on_setup_done;
+    op->arg = c;
+    char timeout_sql[64]; /* sent (copied by libpq) before this returns */
+    snprintf(timeout_sql, sizeof(timeout_sql), "SET statement_timeout = %lld",
+             (long long)p->opts.statement_timeout_ms);
+    op->q[n].stmt = "";
+    op->q[n++].values[0] = timeout_sql;
+    /* LIMIT $n would otherwise be re-planned on every execution */
+    op->q[n].stmt = "";
+    op->q[n++].values[0] = "SET plan_cache_mode = force_generic_plan";
+    op->nq = n;
+    c->state = CONN_SETUP;
+    fifo_push(c, op);
+    int rc = send_op(c, op);
+    for (size_t i = 0; rc == 0 && i < p->opts.nstmts; i++) {
+        if (!PQsendPrepare(c->pg, p->opts.stmts[i].name, p->opts.stmts[i].sql, 0, NULL) ||
+            !PQpipelineSync(c->pg)) {
+            rc = ERR_IO;
+        }
+    }
+    if (rc != 0) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    /* each prepare is its own sync: a batch with one statement */
+    for (size_t i = 0; i < p->opts.nstmts; i++) {
+        db_op_t *prep = calloc(1, sizeof(*prep));
+        if (prep == NULL) {
+            conn_fail(c, "out of memory");
+            return;
+        }
+        prep->pool = p;
+        prep->internal = true;
+        prep->nq = 1;
+        prep->cb = i + 1 == p->opts.nstmts ? on_setup_done : NULL;
+        prep->arg = c;
+        fifo_push(c, prep);
+    }
+    if (p->opts.nstmts > 0) {
+        op->cb = NULL; /* the last prepare's completion marks the conn ready */
+    }
+    conn_flush(c);
+}
+
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_debug("postgres: %s", message); /* never to stderr from a worker */
+}
+
+static void conn_poll_connect(conn_t *c)
+{
+    c->poll = PQconnectPoll(c->pg);
+    if (c->poll != PGRES_POLLING_FAILED && attach_socket(c) != 0) {
+        conn_fail(c, "no socket");
+        return;
+    }
+    switch (c->poll) {
+    case PGRES_POLLING_WRITING:
+        arm_write(c);
+        return;
+    case PGRES_POLLING_READING:
+        return; /* the read callback is always on */
+    case PGRES_POLLING_OK:
+        conn_start_setup(c);
+        return;
+    default:
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+}
+
+static void conn_on_timeout(struct timer *t)
+{
+    conn_t *c = t->data;
+    conn_fail(c, "timed out connecting");
+}
+
+static void conn_connect(conn_t *c)
+{
+    db_pool_t *p = c->pool;
+    c->state = CONN_CONNECTING; /* so that conn_fail schedules a retry */
+    c->pg = PQconnectStart(p->conninfo);
+    if (c->pg == NULL) {
+        conn_fail(c, "out of memory");
+        return;
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
+    c->poll = PGRES_POLLING_WRITING;
+    if (timer_arm(p->timers, &c->timeout, clock_mono_ms() + CONNECT_TIMEOUT_MS) != 0 ||
+        attach_socket(c) != 0) {
+        conn_fail(c, "cannot watch the socket");
+        return;
+    }
+    arm_write(c);
+}
+
+static void conn_on_retry(struct timer *t)
+{
+    conn_connect(t->data);
+}
+
+/* Takes every batch off c, fails them, and schedules a reconnect. */
+static void conn_fail(conn_t *c, const char *why)
+{
+    db_pool_t *p = c->pool;
+    if (c->state == CONN_DOWN) {
+        return;
+    }
+    if (!c->logged_down) {
+        /* one line per outage, not one per retry */
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", why ? why : "");
+        size_t len = strlen(msg);
+        while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
+            msg[--len] = '\0';
+        }
+        log_warn("db worker %u conn %u: connection lost or refused: %s", p->opts.worker_id, c->idx, msg);
+        c->logged_down = true;
+    }
+    if (c->state == CONN_READY) {
+        p->ready--;
+    }
+    c->state = CONN_DOWN;
+    timer_cancel(p->timers, &c->timeout);
+    close_socket(c);
+    PQfinish(c->pg);
+    c->pg = NULL;
+    db_op_t *list = c->head;
+    c->head = c->tail = NULL;
+    c->nops = 0;
+    breaker_failure(&p->breaker, clock_mono_ms());
+
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (c->backoff_ms > BACKOFF_MAX_MS) {
+        c->backoff_ms = BACKOFF_MAX_MS;
+    }
+    /* +-25% jitter so workers do not reconnect in lockstep */
+    uint64_t jitter = rand_u64() % (c->backoff_ms / 2 + 1);
+    uint64_t delay = c->backoff_ms - c->backoff_ms / 4 + jitter;
+    if (timer_arm(p->timers, &c->retry, clock_mono_ms() + delay) != 0) {
+        log_error("db: cannot schedule a reconnect");
+    }
+
+    /* Callbacks last: they may submit new work to the pool. */
+    while (list != NULL) {
+        db_op_t *op = list;
+        list = op->next;
+        if (op->internal) {
+            op_free(op);
+        } else {
+            op_complete(op, ERR_UNAVAILABLE);
+        }
+    }
+    if (p->ready == 0) {
+        db_op_t *w = p->wait_head;
+        p->wait_head = p->wait_tail = NULL;
+        p->nwaiting = 0;
+        while (w != NULL) {
+            db_op_t *op = w;
+            w = op->next;
+            op_complete(op, ERR_UNAVAILABLE);
+        }
+    }
+}
+
+static void process_results(conn_t *c)
+{
+    int nulls = 0;
+    while (c->head != NULL && c->state != CONN_DOWN && !PQisBusy(c->pg)) {
+        PGresult *r = PQgetResult(c->pg);
+        if (r == NULL) {
+            if (++nulls > 1) {
+                break; /* nothing more has arrived */
+            }
+            continue; /* end of one statement's results */
+        }
+        nulls = 0;
+        db_op_t *op = c->head;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            fifo_pop(c);
+            int err = 0;
+            for (size_t i = 0; i < op->got; i++) {
+                ExecStatusType s = PQresultStatus(op->res[i]);
+                if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+                    err = ERR_IO;
+                }
+            }
+            if (op->got < op->nq) {
+                err = ERR_IO;
+            }
+            bool setup_failed = op->internal && err != 0;
+            if (!op->internal) {
+                /* PostgreSQL answered: that is health, even for a constraint
+                   error. 57xxx (cancelled, timed out) and 08xxx (connection
+                   trouble) count against it. */
+                const char *ss = err ? db_error_sqlstate(op->res, op->got) : "";
+                if (strncmp(ss, "57", 2) == 0 || strncmp(ss, "08", 2) == 0) {
+                    breaker_failure(&c->pool->breaker, clock_mono_ms());
+                } else {
+                    breaker_success(&c->pool->breaker);
+                }
+            }
+            op_complete(op, err);
+            if (setup_failed) {
+                conn_fail(c, "set-up failed");
+                return;
+            }
+            continue;
+        }
+        if (op->got < sizeof(op->res) / sizeof(op->res[0])) {
+            op->res[op->got++] = r;
+        } else {
+            PQclear(r);
+        }
+    }
+}
+
+static void conn_on_readable(h2o_socket_t *sock, const char *err)
+{
+    conn_t *c = sock->data;
+    if (err != NULL) {
+        conn_fail(c, err);
+        return;
+    }
+    if (c->state == CONN_CONNECTING) {
+        if (c->poll == PGRES_POLLING_READING) {
+            conn_poll_connect(c);
+        }
+        return;
+    }
+    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    process_results(c);
+    if (c->state != CONN_DOWN) {
+        conn_flush(c);
+    }
+    if (c->state == CONN_READY) {
+        pool_dispatch(c->pool);
+    }
+}
+
+static void conn_on_writable(h2o_socket_t *sock, const char *err)
+{
+    conn_t *c = sock->data;
+    if (!c->write_armed || c->sock != sock) {
+        return; /* disarmed, or a socket libpq has since replaced */
+    }
+    c->write_armed = false;
+    if (err != NULL) {
+        conn_fail(c, err);
+        return;
+    }
+    if (c->state == CONN_CONNECTING) {
+        if (c->poll == PGRES_POLLING_WRITING) {
+            conn_poll_connect(c);
+        }
+        return;
+    }
+    conn_flush(c);
+}
+
+/* ---- the pool ---- */
+
+static conn_t *pick_conn(db_pool_t *p)
+{
+    conn_t *best = NULL;
+    for (unsigned i = 0; i < p->opts.conns; i++) {
+        conn_t *c = &p->conns[i];
+        if (c->state == CONN_READY && c->nops < p->opts.max_pipeline &&
+            (best == NULL || c->nops < best->nops)) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+static void start_op(conn_t *c, db_op_t *op)
+{
+    fifo_push(c, op);
+    if (send_op(c, op) != 0) {
+        conn_fail(c, PQerrorMessage(c->pg)); /* completes op with ERR_UNAVAILABLE */
+        return;
+    }
+    conn_flush(c);
+}
+
+static void pool_dispatch(db_pool_t *p)
+{
+    while (p->wait_head != NULL) {
+        conn_t *c = pick_conn(p);
+        if (c == NULL) {
+            return;
+        }
+        db_op_t *op = p->wait_head;
+        p->wait_head = op->next;
+        if (p->wait_head == NULL) {
+            p->wait_tail = NULL;
+        }
+        p->nwaiting--;
+        start_op(c, op);
+    }
+}
+
+int db_submit(db_pool_t *p, const db_query_t *qs, size_t n, uint64_t deadline_ms, db_cb cb, void *arg,
+              db_op_t **out)
+{
+    uint64_t now = clock_mono_ms();
+    if (n == 0 || n > DB_MAX_BATCH) {
+        return ERR_INVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (qs[i].nparams < 0 || qs[i].nparams > DB_MAX_PARAMS) {
+            return ERR_INVAL;
+        }
+    }
+    if (deadline_ms <= now) {
+        return ERR_TIMEOUT;
+    }
+    /* Fail fast: nothing healthy to run on, or the breaker is open. */
+    if (p->ready == 0 || !breaker_allow(&p->breaker, now)) {
+        return ERR_UNAVAILABLE;
+    }
+    conn_t *c = pick_conn(p);
+    if (c == NULL && p->nwaiting >= p->opts.max_waiters) {
+        return ERR_UNAVAILABLE;
+    }
+    db_op_t *op = op_new(p, qs, n);
+    if (op == NULL) {
+        return ERR_NOMEM;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    *out = op;
+    if (c == NULL) {
+        op->next = NULL;
+        if (p->wait_tail) {
+            p->wait_tail->next = op;
+        } else {
+            p->wait_head = op;
+        }
+        p->wait_tail = op;
+        p->nwaiting++;
+        return 0;
+    }
+    /* Send before queueing: if libpq fails, op was never in flight, so its
+       callback must not run (the caller sees the error instead). */
+    if (send_op(c, op) != 0) {
+        free(op);
+        conn_fail(c, PQerrorMessage(c->pg));
+        return ERR_UNAVAILABLE;
+    }
+    fifo_push(c, op);
+    conn_flush(c);
+    return 0;
+}
+
+void db_op_cancel(db_op_t *op)
+{
+    db_pool_t *p = op->pool;
+    if (op->conn == NULL) {
+        /* still waiting for a slot: just forget it */
+        db_op_t **pp = &p->wait_head;
+        db_op_t *prev = NULL;
+        while (*pp != NULL && *pp != op) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        if (*pp == op) {
+            *pp = op->next;
+            if (p->wait_tail == op) {
+                p->wait_tail = prev;
+            }
+            p->nwaiting--;
+            op_free(op);
+            if (p->breaker.state == BREAKER_HALF_OPEN) {
+                p->breaker.probing = false; /* it may have been the probe */
+            }
+        }
+        return;
+    }
+    op->cancelled = true;
+    op->cb = NULL;
+    /* Only the batch at the head is running; cancelling for a queued one
+       would kill somebody else's statement. A queued one still runs, bounded
+       by statement_timeout, and its result is dropped. */
+    if (op->conn->head == op && op->conn->pg != NULL) {
+        post_cancel(op->conn);
+    }
+}
+
+db_pool_t *db_pool_new(h2o_loop_t *loop, timer_heap_t *timers, const db_pool_opts_t *opts)
+{
+    unsigned n = opts->conns ? opts->conns : 1;
+    db_pool_t *p = calloc(1, sizeof(*p) + n * sizeof(conn_t));
+    if (p == NULL) {
+        return NULL;
+    }
+    p->loop = loop;
+    p->timers = timers;
+    p->opts = *opts;
+    p->opts.conns = n;
+    p->conninfo = strdup(opts->conninfo);
+    if (p->conninfo == NULL) {
+        free(p);
+        return NULL;
+    }
+    breaker_init(&p->breaker, opts->breaker_threshold, opts->breaker_cooldown_ms);
+    for (unsigned i = 0; i < n; i++) {
+        conn_t *c = &p->conns[i];
+        c->pool = p;
+        c->idx = i;
+        c->state = CONN_DOWN;
+        c->sock_src_fd = -1;
+        timer_init(&c->retry, conn_on_retry, c);
+        timer_init(&c->timeout, conn_on_timeout, c);
+        conn_connect(c);
+    }
+    return p;
+}
+
+void db_pool_free(db_pool_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < p->opts.conns; i++) {
+        conn_t *c = &p->conns[i];
+        timer_cancel(p->timers, &c->retry);
+        timer_cancel(p->timers, &c->timeout);
+        close_socket(c);
+        if (c->pg != NULL) {
+            PQfinish(c->pg);
+            c->pg = NULL;
+        }
+        while (c->head != NULL) {
+            op_free(fifo_pop(c));
+        }
+    }
+    while (p->wait_head != NULL) {
+        db_op_t *op = p->wait_head;
+        p->wait_head = op->next;
+        op_free(op);
+    }
+    free(p->conninfo);
+    free(p);
+}
+
+bool db_pool_healthy(const db_pool_t *p)
+{
+    return p != NULL && p->ready > 0;
+}
+
+void db_pool_stats(const db_pool_t *p, db_pool_stats_t *out)
+{
+    *out = (db_pool_stats_t){
+        .size = p->opts.conns, .ready = p->ready, .waiting = p->nwaiting, .breaker = p->breaker.state};
+    for (unsigned i = 0; i < p->opts.conns; i++) {
+        out->busy += p->conns[i].nops > 0;
+    }
+}

@@ -1,0 +1,557 @@
+/*
+ * users: HTTP <-> the users service.
+ *
+ * Each handler validates everything it can before touching the database
+ * (ids, query parameters, media type, JSON, field rules), starts one service
+ * call, and answers from its callback. The call's state lives on the heap in
+ * a user_req_t tied to the request by an http_pending_t, so a request that
+ * ends first (deadline, client gone) cancels the call instead of leaving a
+ * dangling pointer behind.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/jw.h"
+#include "http/query.h"
+#include "routes/cursor.h"
+#include "routes/routes.h"
+#include "services/users.h"
+#include "base/banned.h"
+
+#define ETAG_MAX 24 /* "\"" + 20 digits + "\"" */
+
+typedef struct {
+    http_pending_t pending; /* first: the cancel hook gets this pointer */
+    users_call_t call;
+    int kind; /* what to answer on success */
+} user_req_t;
+
+enum { ANSWER_GET, ANSWER_CREATED, ANSWER_UPDATED, ANSWER_DELETED, ANSWER_LIST };
+
+/* ---- rendering ---- */
+
+static size_t format_etag(int64_t version, char *out)
+{
+    return (size_t)snprintf(out, ETAG_MAX, "\"%lld\"", (long long)version);
+}
+
+static void render_user(jw_t *j, const user_t *u)
+{
+    char id[UUID_STR_LEN];
+    char created[CLOCK_RFC3339_LEN + 1];
+    char updated[CLOCK_RFC3339_LEN + 1];
+    uuid_format(&u->id, id);
+    size_t cl = clock_format_rfc3339(u->created_us, created);
+    size_t ul = clock_format_rfc3339(u->updated_us, updated);
+    jw_obj_open(j);
+    jw_kv_str(j, "id", str_make(id, UUID_STR_LEN));
+    jw_kv_str(j, "email", u->email);
+    jw_kv_str(j, "name", u->name);
+    jw_kv_str(j, "createdAt", str_make(created, cl));
+    jw_kv_str(j, "updatedAt", str_make(updated, ul));
+    jw_obj_close(j);
+}
+
+/* ---- conditional requests (RFC 9110 section 13) ---- */
+
+/* Next entity-tag in a comma-separated list; weak tags are flagged. */
+static bool next_etag(str_t *list, str_t *tag, bool *weak)
+{
+    while (list->len > 0 && (list->ptr[0] == ' ' || list->ptr[0] == ',' || list->ptr[0] == '\t')) {
+        list->ptr++, list->len--;
+    }
+    if (list->len == 0) {
+        return false;
+    }
+    *weak = list->len >= 2 && list->ptr[0] == 'W' && list->ptr[1] == '/';
+    size_t i = *weak ? 2 : 0;
+    size_t start = i;
+    if (i < list->len && list->ptr[i] == '"') {
+        const char *close = memchr(list->ptr + i + 1, '"', list->len - i - 1);
+        i = close ? (size_t)(close - list->ptr) + 1 : list->len;
+    } else {
+        while (i < list->len && list->ptr[i] != ',') {
+            i++;
+        }
+    }
+    *tag = str_make(list->ptr + start, i - start);
+    list->ptr += i, list->len -= i;
+    return true;
+}
+
+/* If-None-Match uses the weak comparison (13.1.2): W/"1" matches "1". */
+static bool none_match_hits(str_t header, str_t etag)
+{
+    str_t tag;
+    bool weak;
+    while (next_etag(&header, &tag, &weak)) {
+        if (str_eq(tag, STR("*")) || str_eq(tag, etag)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* If-Match uses the strong comparison (13.1.1): weak tags never match. */
+static void parse_if_match(str_t header, users_precondition_t *pre)
+{
+    *pre = (users_precondition_t){.present = header.ptr != NULL};
+    str_t tag;
+    bool weak;
+    while (header.ptr != NULL && next_etag(&header, &tag, &weak)) {
+        if (str_eq(tag, STR("*"))) {
+            pre->any = true;
+            continue;
+        }
+        int64_t v;
+        if (!weak && tag.len >= 3 && tag.ptr[0] == '"' && tag.ptr[tag.len - 1] == '"' &&
+            str_to_i64(str_make(tag.ptr + 1, tag.len - 2), 1, INT64_MAX, &v) == 0 &&
+            pre->n < USERS_IF_MATCH_MAX) {
+            pre->versions[pre->n++] = v;
+        }
+    }
+}
+
+/* ---- input ---- */
+
+static bool parse_id(http_ctx_t *ctx, uuid_bytes_t *id)
+{
+    str_t raw = http_match_param(&ctx->match, STR("id"));
+    if (uuid_parse(raw, id) == 0) {
+        return true;
+    }
+    http_field_error_t fe = {STR("id"), STR("must be a UUID (8-4-4-4-12 hexadecimal digits)")};
+    http_problem_t p = {.status = 400,
+                        .slug = "bad-request",
+                        .detail = STR("the id in the path is not a UUID"),
+                        .errors = &fe,
+                        .nerrors = 1};
+    http_respond_problem(ctx, &p);
+    return false;
+}
+
+static bool media_type_is(str_t ct, str_t want)
+{
+    size_t n = 0;
+    while (n < ct.len && ct.ptr[n] != ';' && ct.ptr[n] != ' ') {
+        n++;
+    }
+    return str_eq_nocase(str_make(ct.ptr, n), want);
+}
+
+/*
+ * Checks the media type and parses the body as one JSON object.
+ * Syntax errors are 400; well-formed JSON of the wrong shape, and invalid
+ * UTF-8 inside strings, are 422 (CONTRACT.md). Returns NULL after answering.
+ */
+static json_t *parse_body(http_ctx_t *ctx, bool merge_patch_ok)
+{
+    str_t ct = http_header_get(ctx, STR("content-type"));
+    if (ct.ptr == NULL || !(media_type_is(ct, STR("application/json")) ||
+                            (merge_patch_ok && media_type_is(ct, STR("application/merge-patch+json"))))) {
+        http_respond_error(ctx, 415, "unsupported-media-type",
+                           merge_patch_ok
+                               ? "send the body as application/json or application/merge-patch+json"
+                               : "send the body as application/json");
+        return NULL;
+    }
+    h2o_iovec_t body = ctx->req->entity;
+    if (body.base == NULL || body.len == 0) {
+        http_field_error_t fe = {STR(""), STR("the request body is empty")};
+        http_problem_t p = {.status = 400,
+                            .slug = "bad-request",
+                            .detail = STR("a JSON body is required"),
+                            .errors = &fe,
+                            .nerrors = 1};
+        http_respond_problem(ctx, &p);
+        return NULL;
+    }
+    json_error_t jerr;
+    /* NUL is allowed by the parser so that the field rules can name it */
+    json_t *root = json_loadb(body.base, body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (root == NULL) {
+        bool utf8 = json_error_code(&jerr) == json_error_invalid_utf8;
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+        http_field_error_t fe = {STR(""), str_from_cstr(msg)};
+        http_problem_t p = {.status = utf8 ? 422 : 400,
+                            .slug = utf8 ? "validation-failed" : "bad-request",
+                            .detail =
+                                utf8 ? STR("the body is not valid UTF-8") : STR("the body is not valid JSON"),
+                            .errors = &fe,
+                            .nerrors = 1};
+        http_respond_problem(ctx, &p);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        http_field_error_t fe = {STR(""), STR("must be a JSON object")};
+        http_problem_t p = {.status = 422,
+                            .slug = "validation-failed",
+                            .detail = STR("the body must be an object"),
+                            .errors = &fe,
+                            .nerrors = 1};
+        http_respond_problem(ctx, &p);
+        return NULL;
+    }
+    return root;
+}
+
+typedef struct {
+    http_field_error_t errs[8];
+    size_t n;
+    char pointers[8][72]; /* "/<member>" for unknown members */
+} field_errors_t;
+
+static void add_error(field_errors_t *fe, str_t field, const char *msg)
+{
+    if (fe->n < sizeof(fe->errs) / sizeof(fe->errs[0])) {
+        fe->errs[fe->n++] = (http_field_error_t){field, str_from_cstr(msg)};
+    }
+}
+
+/*
+ * Reads {"email","name"} into in. required: both must be there (POST);
+ * otherwise at least one (PATCH). email_buf receives the lower-cased email.
+ */
+static void read_user_fields(json_t *root, bool required, user_input_t *in, char *email_buf,
+                             field_errors_t *fe)
+{
+    *in = (user_input_t){0};
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "email") == 0 || strcmp(key, "name") == 0) {
+            continue;
+        }
+        if (fe->n < 8) {
+            size_t i = fe->n;
+            /* a JSON Pointer (RFC 6901) to the member; keep it short */
+            snprintf(fe->pointers[i], sizeof(fe->pointers[i]), "/%.60s", key);
+            add_error(fe, str_from_cstr(fe->pointers[i]), "is not a known field");
+        }
+    }
+    json_t *email = json_object_get(root, "email");
+    json_t *name = json_object_get(root, "name");
+    if (email == NULL) {
+        if (required) {
+            add_error(fe, STR("/email"), "is required");
+        }
+    } else if (!json_is_string(email)) {
+        add_error(fe, STR("/email"), "must be a string");
+    } else {
+        size_t len = 0;
+        const char *why =
+            users_check_email(str_make(json_string_value(email), json_string_length(email)), email_buf, &len);
+        if (why != NULL) {
+            add_error(fe, STR("/email"), why);
+        } else {
+            in->email = str_make(email_buf, len);
+        }
+    }
+    if (name == NULL) {
+        if (required) {
+            add_error(fe, STR("/name"), "is required");
+        }
+    } else if (!json_is_string(name)) {
+        add_error(fe, STR("/name"), "must be a string");
+    } else {
+        str_t s = str_make(json_string_value(name), json_string_length(name));
+        const char *why = users_check_name(s);
+        if (why != NULL) {
+            add_error(fe, STR("/name"), why);
+        } else {
+            in->name = s;
+        }
+    }
+    if (!required && email == NULL && name == NULL && fe->n == 0) {
+        add_error(fe, STR(""), "give at least one of email and name");
+    }
+}
+
+static void respond_field_errors(http_ctx_t *ctx, field_errors_t *fe)
+{
+    http_problem_t p = {.status = 422,
+                        .slug = "validation-failed",
+                        .title = "Invalid fields",
+                        .detail = STR("one or more fields break the rules; see errors"),
+                        .errors = fe->errs,
+                        .nerrors = fe->n};
+    http_respond_problem(ctx, &p);
+}
+
+/* ---- calls ---- */
+
+static void on_user_result(users_call_t *call, int err, const user_t *users, size_t n, bool has_more);
+
+static void user_req_cancel(http_pending_t *p)
+{
+    user_req_t *r = (user_req_t *)p;
+    users_call_cancel(&r->call);
+    free(r);
+}
+
+static user_req_t *user_req_new(int kind)
+{
+    user_req_t *r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->pending.cancel = user_req_cancel;
+        r->call.cb = on_user_result;
+        r->call.arg = r;
+        r->kind = kind;
+    }
+    return r;
+}
+
+static void respond_service_error(http_ctx_t *ctx, int err)
+{
+    http_problem_t p;
+    switch (err) {
+    case ERR_NOTFOUND:
+        http_respond_error(ctx, 404, "not-found", "no user has this id");
+        return;
+    case ERR_CONFLICT:
+        http_respond_error(ctx, 409, "conflict", "a user with this email already exists");
+        return;
+    default:
+        http_problem_from_err(err, STR_NULL, &p);
+        if (p.status == 500) {
+            http_respond_err(ctx, err); /* logs it */
+            return;
+        }
+        http_respond_problem(ctx, &p);
+    }
+}
+
+/* Starts the call that start() set up; answers at once if it cannot. */
+static void submit(http_ctx_t *ctx, user_req_t *r, int rc)
+{
+    if (rc != 0) {
+        free(r);
+        respond_service_error(ctx, rc);
+        return;
+    }
+    http_pending_attach(ctx, &r->pending);
+}
+
+static void respond_user(http_ctx_t *ctx, int status, const user_t *u)
+{
+    char etag[ETAG_MAX];
+    size_t en = format_etag(u->version, etag);
+    http_header_add(ctx, STR("etag"), str_make(etag, en));
+    if (status == 201) {
+        char loc[16 + UUID_STR_LEN];
+        memcpy(loc, "/v1/users/", 10);
+        uuid_format(&u->id, loc + 10);
+        http_header_add(ctx, STR("location"), str_make(loc, 10 + UUID_STR_LEN));
+    }
+    buf_t *b = http_scratch(ctx);
+    jw_t j;
+    jw_init(&j, b);
+    render_user(&j, u);
+    http_respond_json(ctx, status, b);
+}
+
+static void on_user_result(users_call_t *call, int err, const user_t *users, size_t n, bool has_more)
+{
+    user_req_t *r = call->arg;
+    int kind = r->kind;
+    http_ctx_t *ctx = http_pending_finish(&r->pending);
+    free(r);
+    if (ctx == NULL) {
+        return; /* the request is gone (deadline, client); nothing to answer */
+    }
+    if (err != 0) {
+        respond_service_error(ctx, err);
+        return;
+    }
+    switch (kind) {
+    case ANSWER_GET: {
+        char etag[ETAG_MAX];
+        size_t en = format_etag(users[0].version, etag);
+        /* private: per-user data must not sit in shared caches; no-cache:
+           always revalidate, which the ETag makes a cheap 304 */
+        http_header_add(ctx, STR("cache-control"), STR("private, no-cache"));
+        str_t inm = http_header_get(ctx, STR("if-none-match"));
+        if (inm.ptr != NULL && none_match_hits(inm, str_make(etag, en))) {
+            http_header_add(ctx, STR("etag"), str_make(etag, en));
+            http_respond(ctx, 304, STR(""), STR(""));
+            return;
+        }
+        respond_user(ctx, 200, &users[0]);
+        return;
+    }
+    case ANSWER_CREATED:
+        respond_user(ctx, 201, &users[0]);
+        return;
+    case ANSWER_UPDATED:
+        respond_user(ctx, 200, &users[0]);
+        return;
+    case ANSWER_DELETED:
+        http_respond(ctx, 204, STR(""), STR(""));
+        return;
+    case ANSWER_LIST: {
+        buf_t *b = http_scratch(ctx);
+        jw_t j;
+        jw_init(&j, b);
+        jw_obj_open(&j);
+        jw_key(&j, STR("data"));
+        jw_arr_open(&j);
+        for (size_t i = 0; i < n; i++) {
+            render_user(&j, &users[i]);
+        }
+        jw_arr_close(&j);
+        jw_key(&j, STR("meta"));
+        jw_obj_open(&j);
+        jw_key(&j, STR("nextCursor"));
+        if (has_more && n > 0) {
+            char cur[CURSOR_LEN];
+            cursor_encode(&users[n - 1].id, cur);
+            jw_str(&j, str_make(cur, CURSOR_LEN));
+        } else {
+            jw_null(&j);
+        }
+        jw_kv_int(&j, "pageSize", call->limit);
+        jw_obj_close(&j);
+        jw_obj_close(&j);
+        http_respond_json(ctx, 200, b);
+        return;
+    }
+    }
+}
+
+/* ---- handlers ---- */
+
+void routes_users_get(http_ctx_t *ctx)
+{
+    uuid_bytes_t id;
+    if (!parse_id(ctx, &id)) {
+        return;
+    }
+    user_req_t *r = user_req_new(ANSWER_GET);
+    if (r == NULL) {
+        http_respond_err(ctx, ERR_NOMEM);
+        return;
+    }
+    submit(ctx, r, users_get(&r->call, ctx->w->db, &id, ctx->deadline_ms));
+}
+
+static void bad_query(http_ctx_t *ctx, str_t field, const char *msg)
+{
+    http_field_error_t fe = {field, str_from_cstr(msg)};
+    http_problem_t p = {.status = 400,
+                        .slug = "bad-request",
+                        .detail = STR("invalid query parameter"),
+                        .errors = &fe,
+                        .nerrors = 1};
+    http_respond_problem(ctx, &p);
+}
+
+void routes_users_list(http_ctx_t *ctx)
+{
+    static const str_t known[] = {{"limit", 5}, {"cursor", 6}};
+    str_t unknown = STR_NULL;
+    if (!http_query_only(ctx->query, known, 2, &unknown)) {
+        bad_query(ctx, unknown, "is not a known parameter (limit, cursor)");
+        return;
+    }
+    int64_t limit = 50;
+    str_t v;
+    int rc = http_query_get(ctx->query, STR("limit"), &v);
+    if (rc == ERR_INVAL || (rc == 0 && str_to_i64(v, 1, USERS_PAGE_MAX, &limit) != 0)) {
+        bad_query(ctx, STR("limit"), "must be an integer from 1 to 100, given once");
+        return;
+    }
+    uuid_bytes_t after;
+    bool has_cursor = false;
+    rc = http_query_get(ctx->query, STR("cursor"), &v);
+    if (rc == ERR_INVAL || (rc == 0 && cursor_decode(v, &after) != 0)) {
+        bad_query(ctx, STR("cursor"), "is not a cursor this API issued");
+        return;
+    }
+    has_cursor = rc == 0;
+    user_req_t *r = user_req_new(ANSWER_LIST);
+    if (r == NULL) {
+        http_respond_err(ctx, ERR_NOMEM);
+        return;
+    }
+    submit(ctx, r,
+           users_list(&r->call, ctx->w->db, has_cursor ? &after : NULL, (int)limit, ctx->deadline_ms));
+}
+
+void routes_users_create(http_ctx_t *ctx)
+{
+    json_t *root = parse_body(ctx, false);
+    if (root == NULL) {
+        return;
+    }
+    user_input_t in;
+    char email[USERS_EMAIL_MAX];
+    field_errors_t fe = {0};
+    read_user_fields(root, true, &in, email, &fe);
+    if (fe.n > 0) {
+        respond_field_errors(ctx, &fe);
+        json_decref(root);
+        return;
+    }
+    user_req_t *r = user_req_new(ANSWER_CREATED);
+    if (r == NULL) {
+        json_decref(root);
+        http_respond_err(ctx, ERR_NOMEM);
+        return;
+    }
+    /* the service copies the inputs, so the JSON can go right after */
+    submit(ctx, r, users_create(&r->call, ctx->w->db, &in, ctx->deadline_ms));
+    json_decref(root);
+}
+
+void routes_users_update(http_ctx_t *ctx)
+{
+    uuid_bytes_t id;
+    if (!parse_id(ctx, &id)) {
+        return;
+    }
+    json_t *root = parse_body(ctx, true);
+    if (root == NULL) {
+        return;
+    }
+    user_input_t in;
+    char email[USERS_EMAIL_MAX];
+    field_errors_t fe = {0};
+    read_user_fields(root, false, &in, email, &fe);
+    if (fe.n > 0) {
+        respond_field_errors(ctx, &fe);
+        json_decref(root);
+        return;
+    }
+    users_precondition_t pre;
+    parse_if_match(http_header_get(ctx, STR("if-match")), &pre);
+    user_req_t *r = user_req_new(ANSWER_UPDATED);
+    if (r == NULL) {
+        json_decref(root);
+        http_respond_err(ctx, ERR_NOMEM);
+        return;
+    }
+    submit(ctx, r, users_update(&r->call, ctx->w->db, &id, &in, &pre, ctx->deadline_ms));
+    json_decref(root);
+}
+
+void routes_users_delete(http_ctx_t *ctx)
+{
+    uuid_bytes_t id;
+    if (!parse_id(ctx, &id)) {
+        return;
+    }
+    users_precondition_t pre;
+    parse_if_match(http_header_get(ctx, STR("if-match")), &pre);
+    user_req_t *r = user_req_new(ANSWER_DELETED);
+    if (r == NULL) {
+        http_respond_err(ctx, ERR_NOMEM);
+        return;
+    }
+    submit(ctx, r, users_delete(&r->call, ctx->w->db, &id, &pre, ctx->deadline_ms));
+}
