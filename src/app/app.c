@@ -47,6 +47,7 @@ typedef struct app {
     worker_t *workers;
     unsigned nworkers;
     _Atomic int phase;
+    _Atomic unsigned drained; /* workers that have had no request in flight */
     pthread_barrier_t started;
 } app_t;
 
@@ -70,6 +71,7 @@ static void *worker_main(void *arg)
     if (wk->init_rc == 0) {
         db_pool_opts_t dbo = app->db_opts;
         dbo.worker_id = wk->id;
+        dbo.down_counter = &app->server.deps_down;
         w->db = db_pool_new(w->h2o.loop, &w->timers, &dbo);
         if (w->db == NULL) {
             wk->init_rc = ERR_NOMEM;
@@ -87,6 +89,7 @@ static void *worker_main(void *arg)
     }
 
     bool closing = false;
+    bool drained = false;
     uint64_t grace_end = 0;
     for (;;) {
         http_worker_run_once(w, closing ? 20 : LOOP_MAX_WAIT_MS);
@@ -100,7 +103,14 @@ static void *worker_main(void *arg)
                is done: clients on them still see readiness turn 503. They
                are closed on the way out (http_worker_deinit). */
         }
-        if (closing && w->inflight == 0) {
+        /* The process drains as one: a worker with nothing left in flight
+           keeps its idle connections (and answers readiness 503 on them)
+           until every worker is done, so clients see one consistent end. */
+        if (closing && w->inflight == 0 && !drained) {
+            drained = true;
+            atomic_fetch_add(&app->drained, 1);
+        }
+        if (drained && w->inflight == 0 && atomic_load(&app->drained) == app->nworkers) {
             break;
         }
         if (closing && (clock_mono_ms() >= grace_end || phase == PHASE_ABORT)) {
@@ -229,6 +239,7 @@ int app_serve(const config_t *cfg)
         jwt_verifier_free(verifier);
         return 1;
     }
+    atomic_store(&app.server.deps_down, (int)app.nworkers); /* no pool is connected yet */
     app.workers = calloc(app.nworkers, sizeof(worker_t));
     if (app.workers == NULL) {
         log_fatal("out of memory");

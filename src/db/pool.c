@@ -334,7 +334,9 @@ static void on_setup_done(db_op_t *op, int err, PGresult *const *results, size_t
     timer_cancel(c->pool->timers, &c->timeout);
     c->state = CONN_READY;
     c->backoff_ms = 0;
-    c->pool->ready++;
+    if (c->pool->ready++ == 0 && c->pool->opts.down_counter != NULL) {
+        atomic_fetch_sub(c->pool->opts.down_counter, 1);
+    }
     if (c->logged_down) {
         log_info("db worker %u conn %u: connected again", c->pool->opts.worker_id, c->idx);
         c->logged_down = false;
@@ -520,8 +522,8 @@ static void conn_fail(conn_t *c, const char *why)
         log_warn("db worker %u conn %u: connection lost or refused: %s", p->opts.worker_id, c->idx, msg);
         c->logged_down = true;
     }
-    if (c->state == CONN_READY) {
-        p->ready--;
+    if (c->state == CONN_READY && --p->ready == 0 && p->opts.down_counter != NULL) {
+        atomic_fetch_add(p->opts.down_counter, 1);
     }
     c->state = CONN_DOWN;
     timer_cancel(p->timers, &c->timeout);

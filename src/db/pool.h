@@ -27,6 +27,7 @@
 
 #include <h2o.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,6 +57,9 @@ typedef struct {
     unsigned breaker_threshold;
     uint64_t breaker_cooldown_ms;
     unsigned worker_id; /* for logs */
+    /* decremented when this pool gets its first healthy connection, and
+       incremented when it loses its last (readiness across workers) */
+    _Atomic int *down_counter;
 } db_pool_opts_t;
 
 /* One statement of a batch: text-format parameters (NULL value = SQL NULL).

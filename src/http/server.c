@@ -269,7 +269,7 @@ static bool line_is_header(const char *line, size_t len, const char *name)
  * socket's input buffer while the request is processed - is read here.
  * RFC 9112 section 6.3: both headers together, or differing Content-Length
  * values, are smuggling attempts: answer 400 and close the connection.
- * Returns 0, 400 or 431 (head larger than max_head).
+ * Returns 0, 400, 414 (request line longer than max_head) or 431 (head).
  */
 static int check_h1_head(h2o_req_t *req, size_t max_head)
 {
@@ -285,12 +285,15 @@ static int check_h1_head(h2o_req_t *req, size_t max_head)
     if (end == NULL) {
         return 0;
     }
+    const char *line = memchr(p, '\n', (size_t)(end - p)); /* end of the request line */
+    if ((size_t)((line ? line : end) - p) > max_head) {
+        return 414; /* the request-target alone is too long */
+    }
     if ((size_t)(end - p) > max_head) {
         return 431;
     }
     int te = 0, cl = 0;
     str_t cl_value = STR_NULL;
-    const char *line = memchr(p, '\n', (size_t)(end - p)); /* skip the request line */
     while (line != NULL && line < end) {
         line++;
         const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
@@ -357,9 +360,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     int framing = check_h1_head(req, (size_t)s->opts.max_header_bytes);
     if (framing != 0) {
         req->http1_is_persistent = 0;
-        http_respond_error(ctx, framing, framing == 431 ? "headers-too-large" : "bad-request",
-                           framing == 431 ? "the request's headers are larger than the server accepts"
-                                          : "conflicting Content-Length / Transfer-Encoding framing");
+        http_respond_error(ctx, framing,
+                           framing == 431   ? "headers-too-large"
+                           : framing == 414 ? "uri-too-long"
+                                            : "bad-request",
+                           framing == 431   ? "the request's headers are larger than the server accepts"
+                           : framing == 414 ? "the request target is longer than the server accepts"
+                                            : "conflicting Content-Length / Transfer-Encoding framing");
         return 0;
     }
     /* h2o is given one byte more than the limit (its chunked reader rejects a

@@ -56,6 +56,9 @@ typedef struct http_server {
     http_server_opts_t opts;
     http_dispatch_fn dispatch;
     _Atomic bool draining; /* shutdown has begun: readiness is 503 */
+    /* (worker, required dependency) pairs that are down; readiness needs 0.
+       Starts at the number of workers (no pool connected yet). */
+    _Atomic int deps_down;
 } http_server_t;
 
 struct http_worker {

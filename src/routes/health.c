@@ -4,9 +4,9 @@
  * Liveness is this worker's loop answering, nothing more: a dependency being
  * down must not get the process restarted. Readiness says whether this
  * instance should get traffic: not while draining for shutdown, and not
- * while this worker has no healthy PostgreSQL connection.
+ * while any worker has no healthy PostgreSQL connection (each worker has
+ * its own pool, and the kernel may hand the next connection to any worker).
  */
-#include "db/pool.h"
 #include "routes/routes.h"
 #include "base/banned.h"
 
@@ -25,11 +25,11 @@ void routes_health_ready(http_ctx_t *ctx)
         http_respond_problem(ctx, &p);
         return;
     }
-    if (!db_pool_healthy(ctx->w->db)) {
+    if (atomic_load_explicit(&ctx->w->server->deps_down, memory_order_relaxed) > 0) {
         http_problem_t p = {.status = 503,
                             .slug = "not-ready",
                             .title = "Not ready",
-                            .detail = STR("no healthy PostgreSQL connection"),
+                            .detail = STR("a worker has no healthy PostgreSQL connection"),
                             .retry_after_s = 1};
         http_respond_problem(ctx, &p);
         return;

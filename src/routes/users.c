@@ -360,6 +360,7 @@ static void on_user_result(users_call_t *call, int err, const user_t *users, siz
 {
     user_req_t *r = call->arg;
     int kind = r->kind;
+    int limit = call->limit; /* call lives in r, freed below */
     http_ctx_t *ctx = http_pending_finish(&r->pending);
     free(r);
     if (ctx == NULL) {
@@ -415,7 +416,7 @@ static void on_user_result(users_call_t *call, int err, const user_t *users, siz
         } else {
             jw_null(&j);
         }
-        jw_kv_int(&j, "pageSize", call->limit);
+        jw_kv_int(&j, "pageSize", limit);
         jw_obj_close(&j);
         jw_obj_close(&j);
         http_respond_json(ctx, 200, b);
