@@ -16,6 +16,9 @@
 #include "http/server.h"
 #include "middleware/auth.h"
 #include "middleware/jwt.h"
+#include "middleware/idempotency.h"
+#include "middleware/ratelimit.h"
+#include "redis/client.h"
 #include "routes/cursor.h"
 #include "services/users.h"
 #include "middleware/pipeline.h"
@@ -28,8 +31,11 @@
 
 typedef enum { PHASE_RUN, PHASE_CLOSE, PHASE_ABORT } phase_t;
 
+#define PURGE_EVERY_MS 60000
+
 typedef struct worker {
     struct app *app;
+    struct timer purge; /* worker 0: expired idempotency keys */
     unsigned id;
     int listen_fd;
     pthread_t thread;
@@ -43,6 +49,9 @@ typedef struct worker {
 typedef struct app {
     const config_t *cfg;
     db_pool_opts_t db_opts;
+    bool use_redis;
+    redis_opts_t redis_opts;
+    users_svc_opts_t users_opts;
     http_server_t server;
     worker_t *workers;
     unsigned nworkers;
@@ -56,6 +65,18 @@ static void on_wake(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
     /* only ever woken with no message; the loop then re-reads the phase */
     (void)r;
     (void)messages;
+}
+
+static void on_purge(struct timer *t)
+{
+    worker_t *wk = t->data;
+    http_worker_t *w = &wk->http;
+    if (db_pool_healthy(w->db)) {
+        idem_purge(w->db, clock_mono_ms() + 30000);
+    }
+    if (timer_arm(&w->timers, &wk->purge, clock_mono_ms() + PURGE_EVERY_MS) != 0) {
+        log_warn("cannot reschedule the idempotency purge");
+    }
 }
 
 static void *worker_main(void *arg)
@@ -75,6 +96,26 @@ static void *worker_main(void *arg)
         w->db = db_pool_new(w->h2o.loop, &w->timers, &dbo);
         if (w->db == NULL) {
             wk->init_rc = ERR_NOMEM;
+        }
+    }
+    if (wk->init_rc == 0 && app->use_redis) {
+        redis_opts_t ro = app->redis_opts;
+        ro.worker_id = wk->id;
+        w->redis = redis_client_new(w->h2o.loop, &w->timers, &ro);
+        if (w->redis == NULL) {
+            wk->init_rc = ERR_NOMEM;
+        }
+    }
+    if (wk->init_rc == 0) {
+        w->users = users_svc_new(w->db, w->redis, &app->users_opts);
+        if (w->users == NULL) {
+            wk->init_rc = ERR_NOMEM;
+        }
+    }
+    if (wk->init_rc == 0 && wk->id == 0) {
+        timer_init(&wk->purge, on_purge, wk);
+        if (timer_arm(&w->timers, &wk->purge, clock_mono_ms() + 5000) != 0) {
+            log_warn("cannot schedule the idempotency purge");
         }
     }
     if (wk->init_rc == 0) {
@@ -126,8 +167,15 @@ static void *worker_main(void *arg)
     }
 
     h2o_multithread_unregister_receiver(w->h2o.queue, &wk->wake);
+    timer_cancel(&w->timers, &wk->purge);
+    /* Order matters: the pool's last callbacks may still talk to Redis and
+       to the users service, and Redis's last callbacks to the service. */
     db_pool_free(w->db);
     w->db = NULL;
+    redis_client_free(w->redis);
+    w->redis = NULL;
+    users_svc_free(w->users);
+    w->users = NULL;
     http_worker_deinit(w);
     atomic_store(&wk->done, true);
     log_thread_detach();
@@ -202,6 +250,40 @@ int app_serve(const config_t *cfg)
         .http2 = cfg->http2,
         .debug_routes = cfg->debug_routes,
     };
+    if (cfg->redis_url[0] != '\0') {
+        if (redis_addr_parse(cfg->redis_url, &app.redis_opts.addr, err, sizeof(err)) != 0) {
+            fprintf(stderr, "api: %s\n", err);
+            return 2;
+        }
+        app.use_redis = true;
+        app.redis_opts.command_timeout_ms = cfg->redis_timeout_ms;
+        app.redis_opts.breaker_threshold = 5;
+        app.redis_opts.breaker_cooldown_ms = 1000;
+        app.redis_opts.down_counter = cfg->redis_required ? &app.server.deps_down : NULL;
+    }
+    rl_opts_t rlo = {
+        .limit = cfg->rate_limit_max,
+        .window_s = cfg->rate_limit_window_s,
+        .fail_mode = strcmp(cfg->rate_limit_fail_mode, "open") == 0     ? RL_FAIL_OPEN
+                     : strcmp(cfg->rate_limit_fail_mode, "closed") == 0 ? RL_FAIL_CLOSED
+                                                                        : RL_FAIL_LOCAL,
+    };
+    mw_ratelimit_init(&rlo);
+    idem_opts_t io = {.ttl_s = cfg->idempotency_ttl_s, .lease_ms = 1000};
+    mw_idempotency_init(&io);
+    app.users_opts = (users_svc_opts_t){
+        .cache_ttl_ms = cfg->cache_ttl_s * 1000,
+        /* outlives any statement a cancelled write may still run */
+        .tombstone_ms = 2 * cfg->request_timeout_ms > 10000 ? 2 * cfg->request_timeout_ms : 10000,
+    };
+    /* every statement of every service, prepared on each connection */
+    db_stmt_t *stmts = calloc(users_statements_count + idem_statements_count, sizeof(db_stmt_t));
+    if (stmts == NULL) {
+        log_fatal("out of memory");
+        return 1;
+    }
+    memcpy(stmts, users_statements, users_statements_count * sizeof(db_stmt_t));
+    memcpy(stmts + users_statements_count, idem_statements, idem_statements_count * sizeof(db_stmt_t));
     unsigned per_worker = (unsigned)(cfg->db_pool_size / cfg->workers);
     app.db_opts = (db_pool_opts_t){
         .conninfo = cfg->database_url,
@@ -209,8 +291,8 @@ int app_serve(const config_t *cfg)
         .max_pipeline = 64,
         .max_waiters = 1024,
         .statement_timeout_ms = cfg->request_timeout_ms,
-        .stmts = users_statements,
-        .nstmts = users_statements_count,
+        .stmts = stmts,
+        .nstmts = users_statements_count + idem_statements_count,
         .breaker_threshold = 5,
         .breaker_cooldown_ms = 1000,
     };
@@ -225,21 +307,26 @@ int app_serve(const config_t *cfg)
     if (verifier == NULL || cursor_set_key(cfg->cursor_secret, strlen(cfg->cursor_secret)) != 0) {
         log_fatal("cannot set up token and cursor keys");
         jwt_verifier_free(verifier);
+        free(stmts);
         return 1;
     }
     mw_auth_init(verifier);
     if (db_cancel_start() != 0) {
         log_fatal("cannot start the database cancel thread");
         jwt_verifier_free(verifier);
+        free(stmts);
         return 1;
     }
     if (http_server_init(&app.server, &opts, routes_table, routes_count, mw_run) != 0) {
         log_fatal("cannot build the router");
         db_cancel_stop();
         jwt_verifier_free(verifier);
+        free(stmts);
         return 1;
     }
-    atomic_store(&app.server.deps_down, (int)app.nworkers); /* no pool is connected yet */
+    /* nothing is connected yet: every worker's pool, and its Redis client
+       when Redis is required, counts as down until it connects */
+    atomic_store(&app.server.deps_down, (int)app.nworkers * (app.use_redis && cfg->redis_required ? 2 : 1));
     app.workers = calloc(app.nworkers, sizeof(worker_t));
     if (app.workers == NULL) {
         log_fatal("out of memory");
@@ -329,5 +416,6 @@ out_server:
     db_cancel_stop();
     mw_auth_init(NULL);
     jwt_verifier_free(verifier);
+    free(stmts);
     return rc;
 }

@@ -47,8 +47,17 @@ static const var_t vars[] = {
     {"JWT_AUDIENCE", T_STR, OFF(jwt_audience), 0, 0, NULL, "required `aud` claim"},
     {"CURSOR_SECRET", T_STR, OFF(cursor_secret), 0, 0, NULL,
      "HMAC key for pagination cursors (default: a development key, logged as a warning)"},
-    {"RATE_LIMIT_MAX", T_INT, OFF(rate_limit_max), 1, 1000000000, "600", "requests per identity per window"},
+    {"RATE_LIMIT_MAX", T_INT, OFF(rate_limit_max), 0, 1000000000, "600",
+     "requests per identity per window; 0 turns rate limiting off"},
     {"RATE_LIMIT_WINDOW_S", T_INT, OFF(rate_limit_window_s), 1, 86400, "60", "rate-limit window, seconds"},
+    {"RATE_LIMIT_FAIL_MODE", T_STR, OFF(rate_limit_fail_mode), 0, 0, "local",
+     "without Redis: local (in-process limits), open (no limits) or closed (503)"},
+    {"REDIS_TIMEOUT_MS", T_INT, OFF(redis_timeout_ms), 1, 60000, "250",
+     "deadline of one Redis command (capped by the request's)"},
+    {"CACHE_TTL_S", T_INT, OFF(cache_ttl_s), 0, 86400, "300",
+     "user cache entry lifetime (+-10% jitter); 0 = no cache"},
+    {"IDEMPOTENCY_TTL_S", T_INT, OFF(idempotency_ttl_s), 3600, 30 * 86400, "86400",
+     "how long idempotency keys are kept"},
     {"REQUEST_TIMEOUT_MS", T_INT, OFF(request_timeout_ms), 1, 600000, "10000", "whole-request deadline"},
     {"SHUTDOWN_GRACE_MS", T_INT, OFF(shutdown_grace_ms), 0, 600000, "10000",
      "how long in-flight requests may finish after SIGTERM"},
@@ -222,6 +231,14 @@ int config_load(config_t *c, config_getenv_fn getenv_fn, int argc, char **argv, 
         c->cursor_secret_is_default = true;
     } else if (strlen(c->cursor_secret) < 32) {
         snprintf(err, errlen, "invalid environment variable CURSOR_SECRET: must be at least 32 bytes");
+        return ERR_INVAL;
+    }
+    if (strcmp(c->rate_limit_fail_mode, "local") != 0 && strcmp(c->rate_limit_fail_mode, "open") != 0 &&
+        strcmp(c->rate_limit_fail_mode, "closed") != 0) {
+        snprintf(
+            err, errlen,
+            "invalid environment variable RATE_LIMIT_FAIL_MODE=\"%.32s\": expected local, open or closed",
+            c->rate_limit_fail_mode);
         return ERR_INVAL;
     }
     if (c->host[0] == '\0') {

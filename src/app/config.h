@@ -32,6 +32,10 @@ typedef struct {
     const char *cursor_secret;
     int64_t rate_limit_max;
     int64_t rate_limit_window_s;
+    const char *rate_limit_fail_mode; /* local | open | closed */
+    int64_t redis_timeout_ms;
+    int64_t cache_ttl_s;
+    int64_t idempotency_ttl_s;
     int64_t request_timeout_ms;
     int64_t shutdown_grace_ms;
     int64_t shutdown_delay_ms;

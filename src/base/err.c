@@ -29,6 +29,8 @@ const char *err_name(int code)
         return "unauthorized";
     case ERR_PRECONDITION:
         return "precondition-failed";
+    case ERR_RETRY:
+        return "retry";
     }
     return "unknown";
 }

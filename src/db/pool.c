@@ -259,6 +259,7 @@ static int attach_socket(conn_t *c)
 static void close_socket(conn_t *c)
 {
     if (c->sock != NULL) {
+        c->sock->data = NULL; /* a late notify must not reach c */
         h2o_socket_read_stop(c->sock);
         h2o_socket_close(c->sock);
         c->sock = NULL;
@@ -625,6 +626,9 @@ static void process_results(conn_t *c)
 static void conn_on_readable(h2o_socket_t *sock, const char *err)
 {
     conn_t *c = sock->data;
+    if (c == NULL) {
+        return;
+    }
     if (err != NULL) {
         conn_fail(c, err);
         return;
@@ -651,7 +655,7 @@ static void conn_on_readable(h2o_socket_t *sock, const char *err)
 static void conn_on_writable(h2o_socket_t *sock, const char *err)
 {
     conn_t *c = sock->data;
-    if (!c->write_armed || c->sock != sock) {
+    if (c == NULL || !c->write_armed || c->sock != sock) {
         return; /* disarmed, or a socket libpq has since replaced */
     }
     c->write_armed = false;
@@ -832,6 +836,11 @@ void db_pool_free(db_pool_t *p)
     if (p == NULL) {
         return;
     }
+    /* Work nobody cancelled (fire-and-forget writes) still gets its one
+       callback, as ERR_UNAVAILABLE, so its owner can free what it holds. */
+    p->opts.down_counter = NULL;
+    p->ready = 0; /* from here on, db_submit fails at once */
+    db_op_t *list = NULL;
     for (unsigned i = 0; i < p->opts.conns; i++) {
         conn_t *c = &p->conns[i];
         timer_cancel(p->timers, &c->retry);
@@ -841,14 +850,26 @@ void db_pool_free(db_pool_t *p)
             PQfinish(c->pg);
             c->pg = NULL;
         }
+        c->state = CONN_DOWN;
         while (c->head != NULL) {
-            op_free(fifo_pop(c));
+            db_op_t *op = fifo_pop(c);
+            op->next = list;
+            list = op;
+        }
+    }
+    while (list != NULL) {
+        db_op_t *op = list;
+        list = op->next;
+        if (op->internal) {
+            op_free(op);
+        } else {
+            op_complete(op, ERR_UNAVAILABLE);
         }
     }
     while (p->wait_head != NULL) {
         db_op_t *op = p->wait_head;
         p->wait_head = op->next;
-        op_free(op);
+        op_complete(op, ERR_UNAVAILABLE);
     }
     free(p->conninfo);
     free(p);

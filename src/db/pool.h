@@ -89,8 +89,9 @@ typedef struct {
 } db_pool_stats_t;
 
 db_pool_t *db_pool_new(h2o_loop_t *loop, timer_heap_t *timers, const db_pool_opts_t *opts);
-/* Closes every connection; ops still queued are dropped without callbacks
-   (their requests were answered or cancelled before shutdown got here). */
+/* Closes every connection. Ops not cancelled yet get their callback with
+   ERR_UNAVAILABLE (requests were answered or cancelled before shutdown got
+   here; what is left is fire-and-forget work). Callbacks must not submit. */
 void db_pool_free(db_pool_t *p);
 
 int db_submit(db_pool_t *p, const db_query_t *qs, size_t n, uint64_t deadline_ms, db_cb cb, void *arg,

@@ -130,6 +130,14 @@ void http_problem_from_err(int err, str_t detail, http_problem_t *out)
         out->status = 401;
         out->slug = "unauthorized";
         return;
+    case ERR_RETRY:
+        out->status = 409;
+        out->slug = "conflict";
+        if (!detail.ptr) {
+            out->detail = STR("a concurrent request changed the resource; retry");
+        }
+        out->retry_after_s = 1;
+        return;
     case ERR_PRECONDITION:
         out->status = 412;
         out->slug = "precondition-failed";

@@ -43,9 +43,10 @@ typedef struct http_route {
 } http_route_t;
 
 enum {
-    HTTP_ROUTE_DEBUG = 1 << 0,   /* only with API_DEBUG_ROUTES=1 */
-    HTTP_ROUTE_API = 1 << 1,     /* under /v1: authenticated, rate limited */
-    HTTP_ROUTE_HAS_BODY = 1 << 2 /* takes a JSON body */
+    HTTP_ROUTE_DEBUG = 1 << 0,     /* only with API_DEBUG_ROUTES=1 */
+    HTTP_ROUTE_API = 1 << 1,       /* under /v1: authenticated, rate limited */
+    HTTP_ROUTE_HAS_BODY = 1 << 2,  /* takes a JSON body */
+    HTTP_ROUTE_IDEMPOTENT = 1 << 3 /* honours Idempotency-Key */
 };
 
 typedef enum { HTTP_ROUTE_FOUND, HTTP_ROUTE_NOT_FOUND, HTTP_ROUTE_BAD_METHOD } http_route_status_t;

@@ -115,6 +115,11 @@ void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
     }
     h2o_req_t *req = ctx->req;
     http_worker_t *w = ctx->w;
+    if (ctx->on_respond != NULL) {
+        void (*hook)(http_ctx_t *, int, str_t) = ctx->on_respond;
+        ctx->on_respond = NULL;
+        hook(ctx, status, body);
+    }
     ctx->responded = true;
     ctx->status = status;
     ctx->bytes = body.len;

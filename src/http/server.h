@@ -76,6 +76,7 @@ struct http_worker {
     /* subsystems owned by this worker, set up by app/ (NULL when absent) */
     struct db_pool *db;
     struct redis_client *redis;
+    struct users_svc *users;
     void *app;
 };
 
@@ -107,8 +108,13 @@ struct http_ctx {
     h2o_linklist_t link; /* in w->requests */
     /* the authenticated caller (middleware/auth), views into the pool */
     bool authenticated;
-    str_t subject; /* the token's sub; empty when it has none */
-    str_t scopes;  /* space-separated */
+    str_t subject;  /* the token's sub; empty when it has none */
+    str_t scopes;   /* space-separated */
+    int auth_error; /* why a sent token was refused (jwt_error_t); 0: none sent */
+    /* idempotency (middleware/idempotency): its state, and a hook that sees
+       the final answer just before it is sent */
+    void *idem;
+    void (*on_respond)(http_ctx_t *ctx, int status, str_t body);
 };
 
 /* ---- server and workers (main thread, then each worker's own thread) ---- */

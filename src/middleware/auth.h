@@ -1,6 +1,9 @@
 /*
- * auth: the pipeline step that authenticates API routes (HTTP_ROUTE_API)
- * with a Bearer JWT (RFC 6750) and checks the route's scope.
+ * auth: Bearer JWT (RFC 6750) authentication, in two pipeline steps.
+ *
+ * authn (every /v1 request, before rate limiting): verifies a token if one
+ * is sent and records the caller, so the rate limiter can meter by `sub`;
+ * it never answers. authz (API routes, after routing): answers
  *
  *   no or non-Bearer credentials -> 401, WWW-Authenticate: Bearer realm="api"
  *   invalid token                -> 401, ... error="invalid_token"
@@ -15,6 +18,7 @@
 #include "middleware/pipeline.h"
 
 void mw_auth_init(const jwt_verifier_t *verifier);
-mw_result_t mw_auth_run(http_ctx_t *ctx);
+mw_result_t mw_authn_run(http_ctx_t *ctx);
+mw_result_t mw_authz_run(http_ctx_t *ctx);
 
 #endif

@@ -4,6 +4,8 @@
 #include <stdio.h>
 
 #include "middleware/auth.h"
+#include "middleware/idempotency.h"
+#include "middleware/ratelimit.h"
 #include "base/banned.h"
 
 typedef struct {
@@ -39,8 +41,11 @@ static mw_result_t run_handler(http_ctx_t *ctx)
 }
 
 static const mw_step_t steps[] = {
-    {"route", check_route},
-    {"auth", mw_auth_run},
+    {"authn", mw_authn_run},             /* who is calling (never answers) */
+    {"ratelimit", mw_ratelimit_run},     /* 429; headers on every /v1 answer */
+    {"route", check_route},              /* 404 / 405 */
+    {"authz", mw_authz_run},             /* 401 / 403 */
+    {"idempotency", mw_idempotency_run}, /* replay, 409 in flight, 422 reused */
     {"handler", run_handler},
 };
 

@@ -1,9 +1,11 @@
 /*
  * pipeline: the ordered steps every request goes through, in one place.
  *
- *   route check (404/405) -> auth (401/403) -> route handler
+ *   authn -> rate limit (429) -> route check (404/405) -> authz (401/403)
+ *         -> idempotency (replay / 409 / 422) -> route handler
  *
- * Later steps (rate limit, idempotency) slot into the table in pipeline.c. A step returns MW_NEXT (go on),
+ * Rate limiting comes before routing and authorization because the contract
+ * puts its headers on every /v1 answer, 401, 404 and 405 included. A step returns MW_NEXT (go on),
  * MW_DONE (it answered) or MW_SUSPEND (it started async work and will call mw_resume exactly once, or answer
  * itself). The handler step always owns the response.
  */

@@ -29,7 +29,8 @@ void routes_health_ready(http_ctx_t *ctx)
         http_problem_t p = {.status = 503,
                             .slug = "not-ready",
                             .title = "Not ready",
-                            .detail = STR("a worker has no healthy PostgreSQL connection"),
+                            .detail =
+                                STR("a required dependency (PostgreSQL, or Redis when required) is down"),
                             .retry_after_s = 1};
         http_respond_problem(ctx, &p);
         return;

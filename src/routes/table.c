@@ -4,7 +4,7 @@
 #include "base/banned.h"
 
 #define API      (HTTP_ROUTE_API)
-#define API_BODY (HTTP_ROUTE_API | HTTP_ROUTE_HAS_BODY)
+#define API_BODY (HTTP_ROUTE_API | HTTP_ROUTE_HAS_BODY | HTTP_ROUTE_IDEMPOTENT)
 
 const http_route_t routes_table[] = {
     {HTTP_GET, "/v1/users", routes_users_list, "users:read", API, 0},

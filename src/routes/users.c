@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "base/jw.h"
 #include "http/query.h"
+#include "middleware/idempotency.h"
 #include "routes/cursor.h"
 #include "routes/routes.h"
 #include "services/users.h"
@@ -27,6 +28,12 @@ typedef struct {
     http_pending_t pending; /* first: the cancel hook gets this pointer */
     users_call_t call;
     int kind; /* what to answer on success */
+    /* writes with an Idempotency-Key: the answer, rendered before the write
+       so that its record commits with it */
+    idem_write_t *idem;
+    buf_t rendered;
+    char etag[24];
+    char location[16 + UUID_STR_LEN];
 } user_req_t;
 
 enum { ANSWER_GET, ANSWER_CREATED, ANSWER_UPDATED, ANSWER_DELETED, ANSWER_LIST };
@@ -288,11 +295,17 @@ static void respond_field_errors(http_ctx_t *ctx, field_errors_t *fe)
 
 static void on_user_result(users_call_t *call, int err, const user_t *users, size_t n, bool has_more);
 
+static void user_req_free(user_req_t *r)
+{
+    buf_deinit(&r->rendered);
+    free(r);
+}
+
 static void user_req_cancel(http_pending_t *p)
 {
     user_req_t *r = (user_req_t *)p;
     users_call_cancel(&r->call);
-    free(r);
+    user_req_free(r);
 }
 
 static user_req_t *user_req_new(int kind)
@@ -303,6 +316,7 @@ static user_req_t *user_req_new(int kind)
         r->call.cb = on_user_result;
         r->call.arg = r;
         r->kind = kind;
+        buf_init(&r->rendered, 64 * 1024);
     }
     return r;
 }
@@ -316,6 +330,16 @@ static void respond_service_error(http_ctx_t *ctx, int err)
         return;
     case ERR_CONFLICT:
         http_respond_error(ctx, 409, "conflict", "a user with this email already exists");
+        return;
+    case ERR_RETRY:
+        if (mw_idempotency_write(ctx) != NULL) {
+            /* the same idempotent request won elsewhere: a retry replays it */
+            http_respond_error(ctx, 409, "idempotency-key-in-flight",
+                               "a request with this Idempotency-Key is being processed; retry later");
+            return;
+        }
+        http_problem_from_err(err, STR_NULL, &p);
+        http_respond_problem(ctx, &p);
         return;
     default:
         http_problem_from_err(err, STR_NULL, &p);
@@ -331,11 +355,49 @@ static void respond_service_error(http_ctx_t *ctx, int err)
 static void submit(http_ctx_t *ctx, user_req_t *r, int rc)
 {
     if (rc != 0) {
-        free(r);
+        user_req_free(r);
         respond_service_error(ctx, rc);
         return;
     }
     http_pending_attach(ctx, &r->pending);
+}
+
+/* Renders u's answer into r (body, ETag, Location) and, for a request with
+   an Idempotency-Key, fills the record that commits with the write. */
+static void render_answer(user_req_t *r, int status, const user_t *u)
+{
+    buf_reset(&r->rendered);
+    jw_t j;
+    jw_init(&j, &r->rendered);
+    render_user(&j, u);
+    format_etag(u->version, r->etag);
+    memcpy(r->location, "/v1/users/", 10);
+    uuid_format(&u->id, r->location + 10);
+    if (r->idem != NULL) {
+        r->idem->status = status;
+        r->idem->body = buf_str(&r->rendered);
+        r->idem->etag = str_from_cstr(r->etag);
+        r->idem->location = status == 201 ? str_make(r->location, 10 + UUID_STR_LEN) : STR("");
+    }
+}
+
+static void on_prepare_update(users_call_t *call, const user_t *next)
+{
+    render_answer(call->arg, 200, next);
+}
+
+/* Sends what render_answer prepared. */
+static void respond_rendered(http_ctx_t *ctx, user_req_t *r, int status)
+{
+    http_header_add(ctx, STR("etag"), str_from_cstr(r->etag));
+    if (status == 201) {
+        http_header_add(ctx, STR("location"), str_make(r->location, 10 + UUID_STR_LEN));
+    }
+    if (buf_failed(&r->rendered)) {
+        http_respond_err(ctx, ERR_NOMEM);
+        return;
+    }
+    http_respond(ctx, status, STR("application/json"), buf_str(&r->rendered));
 }
 
 static void respond_user(http_ctx_t *ctx, int status, const user_t *u)
@@ -360,16 +422,27 @@ static void on_user_result(users_call_t *call, int err, const user_t *users, siz
 {
     user_req_t *r = call->arg;
     int kind = r->kind;
-    int limit = call->limit; /* call lives in r, freed below */
+    int limit = call->limit;
     http_ctx_t *ctx = http_pending_finish(&r->pending);
-    free(r);
     if (ctx == NULL) {
+        user_req_free(r);
         return; /* the request is gone (deadline, client); nothing to answer */
     }
     if (err != 0) {
+        user_req_free(r);
         respond_service_error(ctx, err);
         return;
     }
+    if (kind == ANSWER_CREATED || kind == ANSWER_UPDATED) {
+        /* exactly the bytes an idempotency record holds for this answer */
+        if (r->rendered.len == 0) {
+            render_answer(r, kind == ANSWER_CREATED ? 201 : 200, &users[0]);
+        }
+        respond_rendered(ctx, r, kind == ANSWER_CREATED ? 201 : 200);
+        user_req_free(r);
+        return;
+    }
+    user_req_free(r); /* call lives in r: users/limit were read above */
     switch (kind) {
     case ANSWER_GET: {
         char etag[ETAG_MAX];
@@ -386,12 +459,6 @@ static void on_user_result(users_call_t *call, int err, const user_t *users, siz
         respond_user(ctx, 200, &users[0]);
         return;
     }
-    case ANSWER_CREATED:
-        respond_user(ctx, 201, &users[0]);
-        return;
-    case ANSWER_UPDATED:
-        respond_user(ctx, 200, &users[0]);
-        return;
     case ANSWER_DELETED:
         http_respond(ctx, 204, STR(""), STR(""));
         return;
@@ -438,7 +505,7 @@ void routes_users_get(http_ctx_t *ctx)
         http_respond_err(ctx, ERR_NOMEM);
         return;
     }
-    submit(ctx, r, users_get(&r->call, ctx->w->db, &id, ctx->deadline_ms));
+    submit(ctx, r, users_get(&r->call, ctx->w->users, &id, ctx->deadline_ms));
 }
 
 static void bad_query(http_ctx_t *ctx, str_t field, const char *msg)
@@ -481,7 +548,7 @@ void routes_users_list(http_ctx_t *ctx)
         return;
     }
     submit(ctx, r,
-           users_list(&r->call, ctx->w->db, has_cursor ? &after : NULL, (int)limit, ctx->deadline_ms));
+           users_list(&r->call, ctx->w->users, has_cursor ? &after : NULL, (int)limit, ctx->deadline_ms));
 }
 
 void routes_users_create(http_ctx_t *ctx)
@@ -505,8 +572,12 @@ void routes_users_create(http_ctx_t *ctx)
         http_respond_err(ctx, ERR_NOMEM);
         return;
     }
+    user_t u;
+    users_prepare_create(&in, &u);
+    r->idem = mw_idempotency_write(ctx);
+    render_answer(r, 201, &u);
     /* the service copies the inputs, so the JSON can go right after */
-    submit(ctx, r, users_create(&r->call, ctx->w->db, &in, ctx->deadline_ms));
+    submit(ctx, r, users_create(&r->call, ctx->w->users, &u, r->idem, ctx->deadline_ms));
     json_decref(root);
 }
 
@@ -537,7 +608,10 @@ void routes_users_update(http_ctx_t *ctx)
         http_respond_err(ctx, ERR_NOMEM);
         return;
     }
-    submit(ctx, r, users_update(&r->call, ctx->w->db, &id, &in, &pre, ctx->deadline_ms));
+    r->idem = mw_idempotency_write(ctx);
+    r->call.idem = r->idem;
+    r->call.prepare = on_prepare_update;
+    submit(ctx, r, users_update(&r->call, ctx->w->users, &id, &in, &pre, ctx->deadline_ms));
     json_decref(root);
 }
 
@@ -554,5 +628,5 @@ void routes_users_delete(http_ctx_t *ctx)
         http_respond_err(ctx, ERR_NOMEM);
         return;
     }
-    submit(ctx, r, users_delete(&r->call, ctx->w->db, &id, &pre, ctx->deadline_ms));
+    submit(ctx, r, users_delete(&r->call, ctx->w->users, &id, &pre, ctx->deadline_ms));
 }

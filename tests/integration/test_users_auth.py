@@ -181,7 +181,6 @@ def test_wrong_method_is_405_with_allow(api, existing, method, path, allowed):
 
 # ---- rate-limit headers on every /v1 response -------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="rate limiting lands with issue 4")
 def test_rate_limit_headers_on_every_v1_response(api, existing):
     uid = existing["id"]
     responses = {

@@ -12,9 +12,6 @@ from users_support import (Client, assert_created, assert_problem_response, asse
                            unique_email)
 
 pytestmark = requires_db
-# Idempotency keys land with the Redis-patterns issue (#4); until then the
-# tests below marked PENDING must fail (strict: an unexpected pass fails).
-PENDING = pytest.mark.xfail(strict=True, reason="idempotency keys: issue 4")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +26,6 @@ def key():
     return f"test-{uuid.uuid4()}"
 
 
-@PENDING
 def test_replayed_create_returns_the_first_response_and_writes_once(api):
     k = key()
     body = {"email": unique_email("idem"), "name": "Idempotent"}
@@ -47,7 +43,6 @@ def test_replayed_create_returns_the_first_response_and_writes_once(api):
     assert assert_user(api.get(f"/v1/users/{user['id']}")) == strip_private(user)
 
 
-@PENDING
 def test_same_key_with_another_body_is_422(api):
     k = key()
     assert_created(api, api.post("/v1/users", headers={"Idempotency-Key": k},
@@ -70,7 +65,6 @@ def test_keys_are_scoped_to_the_caller(api):
     assert ua["id"] != ub["id"]
 
 
-@PENDING
 def test_duplicate_email_answer_is_replayed(api):
     email = unique_email("idem-dup")
     api.create_user(email=email)
@@ -84,7 +78,6 @@ def test_duplicate_email_answer_is_replayed(api):
     assert second.json() == first.json()
 
 
-@PENDING
 def test_validation_answer_is_replayed(api):
     k = key()
     body = {"email": "not-an-email", "name": ""}
@@ -96,7 +89,6 @@ def test_validation_answer_is_replayed(api):
     assert second.json() == first.json()
 
 
-@PENDING
 def test_replayed_patch_applies_once(api):
     user = api.create_user(name="Before")
     k = key()
@@ -114,7 +106,6 @@ def test_replayed_patch_applies_once(api):
     assert g.headers.get("ETag") == etag
 
 
-@PENDING
 @pytest.mark.parametrize("bad", ["", "x" * 256], ids=["empty", "256-chars"])
 def test_malformed_key_is_400(api, bad):
     r = api.post("/v1/users", headers={"Idempotency-Key": bad},

@@ -1,0 +1,39 @@
+/*
+ * ratelimit: the pipeline step that meters every /v1 request.
+ *
+ * One atomic Redis script (GCRA, see base/gcra.h) per request makes the
+ * budget global across every process sharing the Redis. The identity is the
+ * token's sub when the token is valid, else the client address. Every /v1
+ * response carries X-RateLimit-Limit/-Remaining/-Reset and the IETF draft-11
+ * RateLimit-Policy / RateLimit pair; past the budget: 429 quota-exceeded with
+ * a truthful Retry-After.
+ *
+ * When Redis is unusable (down, breaker open, slow past its command timeout)
+ * the fail mode decides: "local" (default) meters with an in-process,
+ * lock-free GCRA table shared by the workers; "open" lets requests through
+ * unmetered; "closed" answers 503. Transitions are logged once and counted.
+ */
+#ifndef MIDDLEWARE_RATELIMIT_H
+#define MIDDLEWARE_RATELIMIT_H
+
+#include <stdint.h>
+
+#include "middleware/pipeline.h"
+
+typedef enum { RL_FAIL_LOCAL, RL_FAIL_OPEN, RL_FAIL_CLOSED } rl_fail_mode_t;
+
+typedef struct {
+    int64_t limit; /* 0: rate limiting off */
+    int64_t window_s;
+    rl_fail_mode_t fail_mode;
+} rl_opts_t;
+
+/* Call once before workers start. */
+void mw_ratelimit_init(const rl_opts_t *opts);
+mw_result_t mw_ratelimit_run(http_ctx_t *ctx);
+
+/* Counters for the metrics issue (process-wide). */
+uint64_t mw_ratelimit_limited_total(void);
+uint64_t mw_ratelimit_local_decisions_total(void);
+
+#endif

@@ -1,0 +1,482 @@
+/*
+ * client: the h2o adapter for hiredis, connection lifecycle and command
+ * deadlines.
+ *
+ * hiredis's event hooks map onto an h2o socket wrapped around a dup of
+ * hiredis's fd (h2o closes the fd it owns; hiredis closes its own):
+ * addRead/delRead -> read_start/read_stop, addWrite -> a one-shot
+ * notify_write guarded by a flag (arming it twice asserts in 2.2.5),
+ * delWrite -> clear the flag (there is no way to cancel a notify, so the
+ * callback ignores itself), cleanup -> close the h2o socket.
+ */
+#include "redis/client.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/rand.h"
+#include "obs/log.h"
+#include "base/banned.h"
+
+#define CONNECT_TIMEOUT_MS 2000
+#define BACKOFF_MIN_MS     100
+#define BACKOFF_MAX_MS     5000
+
+typedef enum { R_DOWN, R_CONNECTING, R_READY } rstate_t;
+
+struct redis_cmd {
+    redis_client_t *r;
+    redis_cb cb;
+    void *arg;
+    struct timer deadline;
+    bool done; /* the callback has run (or was cancelled): drop the reply */
+};
+
+struct redis_client {
+    h2o_loop_t *loop;
+    timer_heap_t *timers;
+    redis_opts_t opts;
+    redisAsyncContext *ac;
+    h2o_socket_t *sock;
+    bool reading;
+    bool write_armed;
+    rstate_t state;
+    struct timer retry;
+    struct timer connect_timeout;
+    unsigned backoff_ms;
+    breaker_t breaker;
+    bool logged_down;
+    bool counted_down; /* contributes +1 to opts.down_counter */
+    bool freeing;
+};
+
+/* ---- address ---- */
+
+int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errlen)
+{
+    *out = (redis_addr_t){.port = 6379};
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *path = url + 7;
+        const char *q = strchr(path, '?');
+        size_t n = q ? (size_t)(q - path) : strlen(path);
+        if (n == 0 || n >= sizeof(out->unix_path) || path[0] != '/') {
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected unix:///absolute/path", url);
+            return ERR_INVAL;
+        }
+        memcpy(out->unix_path, path, n);
+        if (q != NULL) {
+            char *end;
+            long db = strncmp(q, "?db=", 4) == 0 ? strtol(q + 4, &end, 10) : -1;
+            if (db < 0 || db > 1000 || *end != '\0') {
+                snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected ?db=N", url);
+                return ERR_INVAL;
+            }
+            out->db = (int)db;
+        }
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected redis://host:port/db or unix:///path", url);
+        return ERR_INVAL;
+    }
+    const char *p = url + 8;
+    const char *at = strchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p; /* [user]:password, or a bare password */
+        size_t n = (size_t)(at - pw);
+        if (n >= sizeof(out->password)) {
+            snprintf(err, errlen, "invalid REDIS_URL: password too long");
+            return ERR_INVAL;
+        }
+        memcpy(out->password, pw, n);
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    size_t hostport = slash ? (size_t)(slash - p) : strlen(p);
+    char hp[128];
+    if (hostport == 0 || hostport >= sizeof(hp)) {
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": no host", url);
+        return ERR_INVAL;
+    }
+    memcpy(hp, p, hostport);
+    hp[hostport] = '\0';
+    char *colon = strrchr(hp, ':');
+    char *bracket = strchr(hp, ']'); /* [::1]:6379 */
+    if (colon != NULL && (bracket == NULL || colon > bracket)) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (port < 1 || port > 65535 || *end != '\0') {
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad port", url);
+            return ERR_INVAL;
+        }
+        out->port = (int)port;
+        *colon = '\0';
+    }
+    char *host = hp;
+    if (host[0] == '[') { /* [::1] */
+        host++;
+        host[strlen(host) - 1] = '\0';
+    }
+    if (slash != NULL && slash[1] != '\0') {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (db < 0 || db > 1000 || *end != '\0') {
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad database number", url);
+            return ERR_INVAL;
+        }
+        out->db = (int)db;
+    }
+    /* Resolve once, here: hiredis would call getaddrinfo on every
+       reconnect, from the event loop. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) {
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", url, host);
+        return ERR_INVAL;
+    }
+    int rc =
+        getnameinfo(res->ai_addr, res->ai_addrlen, out->host, sizeof(out->host), NULL, 0, NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", url, host);
+        return ERR_INVAL;
+    }
+    return 0;
+}
+
+/* ---- adapter ---- */
+
+static void on_readable(h2o_socket_t *sock, const char *err)
+{
+    redis_client_t *r = sock->data;
+    (void)err;
+    if (r == NULL || r->ac == NULL) {
+        return;
+    }
+    redisAsyncHandleRead(r->ac); /* reads, or notices EOF/errors itself */
+}
+
+static void on_writable(h2o_socket_t *sock, const char *err)
+{
+    redis_client_t *r = sock->data;
+    (void)err;
+    if (r == NULL || sock != r->sock || !r->write_armed) {
+        return; /* disarmed, or a socket that has since been closed */
+    }
+    r->write_armed = false;
+    redisAsyncHandleWrite(r->ac);
+}
+
+static void ev_add_read(void *p)
+{
+    redis_client_t *r = p;
+    if (!r->reading && r->sock != NULL) {
+        r->reading = true;
+        h2o_socket_read_start(r->sock, on_readable);
+    }
+}
+
+static void ev_del_read(void *p)
+{
+    redis_client_t *r = p;
+    if (r->reading && r->sock != NULL) {
+        r->reading = false;
+        h2o_socket_read_stop(r->sock);
+    }
+}
+
+static void ev_add_write(void *p)
+{
+    redis_client_t *r = p;
+    if (!r->write_armed && r->sock != NULL) {
+        r->write_armed = true;
+        h2o_socket_notify_write(r->sock, on_writable);
+    }
+}
+
+static void ev_del_write(void *p)
+{
+    redis_client_t *r = p;
+    r->write_armed = false;
+}
+
+static void ev_cleanup(void *p)
+{
+    redis_client_t *r = p;
+    if (r->sock != NULL) {
+        r->sock->data = NULL; /* a late notify must not reach r */
+        if (r->reading) {
+            h2o_socket_read_stop(r->sock);
+        }
+        h2o_socket_close(r->sock);
+        r->sock = NULL;
+    }
+    r->reading = false;
+    r->write_armed = false;
+}
+
+/* ---- lifecycle ---- */
+
+static void set_down(redis_client_t *r, bool down)
+{
+    if (r->opts.down_counter != NULL && down != r->counted_down) {
+        r->counted_down = down;
+        atomic_fetch_add(r->opts.down_counter, down ? 1 : -1);
+    }
+}
+
+static void schedule_retry(redis_client_t *r)
+{
+    if (r->freeing) {
+        return;
+    }
+    r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (r->backoff_ms > BACKOFF_MAX_MS) {
+        r->backoff_ms = BACKOFF_MAX_MS;
+    }
+    uint64_t delay = r->backoff_ms - r->backoff_ms / 4 + rand_u64() % (r->backoff_ms / 2 + 1);
+    if (timer_arm(r->timers, &r->retry, clock_mono_ms() + delay) != 0) {
+        log_error("redis: cannot schedule a reconnect");
+    }
+}
+
+static void went_down(redis_client_t *r, const char *why)
+{
+    if (!r->logged_down && !r->freeing) {
+        log_warn("redis worker %u: unavailable (%s); degrading until it is back", r->opts.worker_id,
+                 why ? why : "disconnected");
+        r->logged_down = true;
+    }
+    r->state = R_DOWN;
+    r->ac = NULL; /* hiredis frees the context itself */
+    timer_cancel(r->timers, &r->connect_timeout);
+    set_down(r, true);
+    schedule_retry(r);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    redis_client_t *r = ac->data;
+    if (status != REDIS_OK) {
+        went_down(r, ac->errstr);
+        return;
+    }
+    timer_cancel(r->timers, &r->connect_timeout);
+    r->state = R_READY;
+    r->backoff_ms = 0;
+    breaker_success(&r->breaker);
+    set_down(r, false);
+    if (r->logged_down) {
+        log_info("redis worker %u: connected again", r->opts.worker_id);
+        r->logged_down = false;
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    redis_client_t *r = ac->data;
+    (void)status;
+    went_down(r, ac->errstr[0] ? ac->errstr : "connection closed");
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)privdata;
+    redisReply *rep = reply;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+        log_error("redis: AUTH/SELECT failed: %s", rep->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_connect_timeout(struct timer *t)
+{
+    redis_client_t *r = t->data;
+    if (r->ac != NULL && r->state == R_CONNECTING) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac); /* not connected: no onDisconnect; pending get NULL */
+        went_down(r, "timed out connecting");
+    }
+}
+
+static void connect_now(redis_client_t *r)
+{
+    const redis_addr_t *a = &r->opts.addr;
+    redisAsyncContext *ac =
+        a->unix_path[0] ? redisAsyncConnectUnix(a->unix_path) : redisAsyncConnect(a->host, a->port);
+    if (ac == NULL || ac->err) {
+        if (ac != NULL) {
+            went_down(r, ac->errstr);
+            redisAsyncFree(ac);
+        } else {
+            went_down(r, "out of memory");
+        }
+        return;
+    }
+    int fd = fcntl(ac->c.fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        redisAsyncFree(ac);
+        went_down(r, "cannot duplicate the socket");
+        return;
+    }
+    r->ac = ac;
+    r->state = R_CONNECTING;
+    ac->data = r;
+    r->sock = h2o_evloop_socket_create(r->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    r->sock->data = r;
+    ac->ev.data = r;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* queued now, sent once connected; before any caller's command */
+    if (a->password[0]) {
+        redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", a->password);
+    }
+    if (a->db != 0) {
+        redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", a->db);
+    }
+    ev_add_write(r); /* the first writable event completes the connect */
+    if (timer_arm(r->timers, &r->connect_timeout, clock_mono_ms() + CONNECT_TIMEOUT_MS) != 0) {
+        log_error("redis: cannot arm the connect timeout");
+    }
+}
+
+static void on_retry(struct timer *t)
+{
+    connect_now(t->data);
+}
+
+redis_client_t *redis_client_new(h2o_loop_t *loop, timer_heap_t *timers, const redis_opts_t *opts)
+{
+    redis_client_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    r->loop = loop;
+    r->timers = timers;
+    r->opts = *opts;
+    breaker_init(&r->breaker, opts->breaker_threshold, opts->breaker_cooldown_ms);
+    timer_init(&r->retry, on_retry, r);
+    timer_init(&r->connect_timeout, on_connect_timeout, r);
+    r->counted_down = opts->down_counter != NULL; /* counted as down from the start */
+    r->logged_down = false;
+    connect_now(r);
+    return r;
+}
+
+void redis_client_free(redis_client_t *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    r->freeing = true;
+    timer_cancel(r->timers, &r->retry);
+    timer_cancel(r->timers, &r->connect_timeout);
+    if (r->ac != NULL) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac); /* pending callbacks run with NULL: their cmds are freed */
+    }
+    free(r);
+}
+
+bool redis_client_usable(redis_client_t *r)
+{
+    return r != NULL && r->state == R_READY && r->breaker.state != BREAKER_OPEN;
+}
+
+/* ---- commands ---- */
+
+static void finish(redis_cmd_t *cmd, int err, redisReply *reply)
+{
+    if (cmd->done) {
+        return;
+    }
+    cmd->done = true;
+    timer_cancel(cmd->r->timers, &cmd->deadline);
+    cmd->cb(cmd, err, reply);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redis_cmd_t *cmd = privdata;
+    (void)ac;
+    if (reply != NULL) {
+        breaker_success(&cmd->r->breaker);
+    }
+    finish(cmd, reply != NULL ? 0 : ERR_UNAVAILABLE, reply);
+    free(cmd);
+}
+
+static void on_cmd_deadline(struct timer *t)
+{
+    redis_cmd_t *cmd = t->data;
+    redis_client_t *r = cmd->r;
+    finish(cmd, ERR_TIMEOUT, NULL);
+    breaker_failure(&r->breaker, clock_mono_ms());
+    /* A Redis that stopped answering holds every command we send: drop the
+       connection once the breaker opens, and build a new one later. */
+    if (r->breaker.state == BREAKER_OPEN && r->ac != NULL && r->state == R_READY) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        r->state = R_DOWN;
+        redisAsyncFree(ac); /* runs on_disconnect -> went_down */
+    }
+}
+
+int redis_cmd(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, void *arg, redis_cmd_t **out, int argc,
+              const char **argv, const size_t *argvlen)
+{
+    uint64_t now = clock_mono_ms();
+    if (!redis_client_usable(r) || !breaker_allow(&r->breaker, now)) {
+        return ERR_UNAVAILABLE;
+    }
+    uint64_t cap = now + (uint64_t)r->opts.command_timeout_ms;
+    if (deadline_ms > cap) {
+        deadline_ms = cap;
+    }
+    if (deadline_ms <= now) {
+        return ERR_TIMEOUT;
+    }
+    redis_cmd_t *cmd = calloc(1, sizeof(*cmd));
+    if (cmd == NULL) {
+        return ERR_NOMEM;
+    }
+    cmd->r = r;
+    cmd->cb = cb;
+    cmd->arg = arg;
+    timer_init(&cmd->deadline, on_cmd_deadline, cmd);
+    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
+        free(cmd);
+        return ERR_UNAVAILABLE;
+    }
+    if (timer_arm(r->timers, &cmd->deadline, deadline_ms) != 0) {
+        cmd->done = true; /* cannot bound it: let the reply be dropped */
+        return ERR_NOMEM;
+    }
+    *out = cmd;
+    return 0;
+}
+
+void *redis_cmd_arg(const redis_cmd_t *cmd)
+{
+    return cmd->arg;
+}
+
+void redis_cmd_cancel(redis_cmd_t *cmd)
+{
+    cmd->done = true;
+    timer_cancel(cmd->r->timers, &cmd->deadline);
+}
