@@ -26,6 +26,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from harness import LOOPBACK, RawConn, build_request
 from users_support import (DATABASE_ADMIN_URL, DATABASE_URL, SERVICES_DIR, admin_connect,
@@ -207,7 +208,8 @@ def redis_stopped():
         wait_redis_up()
 
 
-def pg_accepts(timeout=2.0):
+def pg_accepts():
+    """True if PostgreSQL accepts a superuser connection and runs SELECT 1."""
     try:
         conn = admin_connect()
     except Exception:  # any connection failure means "not yet"
@@ -239,7 +241,6 @@ def pg_stopped(servers_to_wait=()):
 
 def ready_status(srv, timeout=2.0):
     """Status of GET /health/ready on a fresh connection (None on error)."""
-    import requests
     try:
         with requests.Session() as s:
             s.trust_env = False
