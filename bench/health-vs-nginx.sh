@@ -52,11 +52,30 @@ curl -fsS "http://127.0.0.1:$API_PORT/health/live" >/dev/null
 curl -fsS "http://127.0.0.1:$NGINX_PORT/" >/dev/null
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU ticks (user + system) of a process and its children's threads.
+ticks() {
+    local t=0 p
+    for p in "$@"; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+HZ=$(getconf CLK_TCK)
 idle_rss=$(rss_kib "$api_pid")
+nginx_master=$(cat "$TMP/nginx.pid")
+nginx_pids="$nginx_master $(pgrep -P "$nginx_master" | tr '\n' ' ')"
 
-run() { # name url -> prints req/s
-    local out
-    out=$(wrk "${WRK_ARGS[@]}" "$2")
+run() { # name url pids... -> prints req/s; appends CPU us/request to $TMP/cpu-name
+    local name=$1 url=$2
+    shift 2
+    local out t0 t1
+    t0=$(ticks "$@")
+    out=$(wrk "${WRK_ARGS[@]}" "$url")
+    t1=$(ticks "$@")
+    local reqs
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.2f\n", t / hz * 1e6 / n}' >>"$TMP/cpu-$name"
+    set -- "$name" "$url"
     echo "$out" >"$TMP/wrk-$1-$RANDOM.txt"
     local rps p50 p99
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
@@ -72,12 +91,12 @@ peak_rss=0
 for ((i = 1; i <= ROUNDS; i++)); do
     if ((i % 2)); then
         ( sleep 3; rss_kib "$api_pid" >"$TMP/rss" ) &
-        api_rps+=("$(run api "http://127.0.0.1:$API_PORT/health/live")")
-        nginx_rps+=("$(run nginx "http://127.0.0.1:$NGINX_PORT/")")
+        api_rps+=("$(run api "http://127.0.0.1:$API_PORT/health/live" "$api_pid")")
+        nginx_rps+=("$(run nginx "http://127.0.0.1:$NGINX_PORT/" $nginx_pids)")
     else
-        nginx_rps+=("$(run nginx "http://127.0.0.1:$NGINX_PORT/")")
+        nginx_rps+=("$(run nginx "http://127.0.0.1:$NGINX_PORT/" $nginx_pids)")
         ( sleep 3; rss_kib "$api_pid" >"$TMP/rss" ) &
-        api_rps+=("$(run api "http://127.0.0.1:$API_PORT/health/live")")
+        api_rps+=("$(run api "http://127.0.0.1:$API_PORT/health/live" "$api_pid")")
     fi
     r=$(cat "$TMP/rss")
     ((r > peak_rss)) && peak_rss=$r
@@ -90,3 +109,5 @@ echo "api   median req/s: $ma   (runs: ${api_rps[*]})"
 echo "nginx median req/s: $mn   (runs: ${nginx_rps[*]})"
 awk -v a="$ma" -v n="$mn" 'BEGIN {printf "ratio api/nginx: %.2f\n", a / n}'
 echo "api RSS: idle ${idle_rss} KiB, under load ${peak_rss} KiB"
+# shellcheck disable=SC2046
+echo "server CPU per request (user+sys, us): api median $(median $(cat "$TMP/cpu-api")), nginx median $(median $(cat "$TMP/cpu-nginx"))"

@@ -166,7 +166,17 @@ void jw_str(jw_t *j, str_t s)
 void jw_int(jw_t *j, int64_t v)
 {
     begin_value(j);
-    buf_printf(j->b, "%" PRId64, v);
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        tmp[--i] = '-';
+    }
+    buf_append(j->b, tmp + i, sizeof(tmp) - i);
 }
 
 void jw_double(jw_t *j, double v, int decimals)

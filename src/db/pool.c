@@ -14,6 +14,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,13 +47,13 @@ struct db_op {
     bool internal; /* the set-up batch of a connection */
     size_t nq;
     size_t got;
-    PGresult *res[DB_MAX_BATCH + 4];
+    PGresult *res[DB_MAX_BATCH];
     struct {
         const char *stmt;
         int nparams;
         const char *values[DB_MAX_PARAMS];
         int lengths[DB_MAX_PARAMS];
-    } q[DB_MAX_BATCH + 4];
+    } q[DB_MAX_BATCH];
     char data[]; /* copies of parameter values */
 };
 
@@ -64,7 +67,9 @@ struct conn {
     bool write_armed;
     PostgresPollingStatusType poll;
     db_op_t *head, *tail;
+    db_op_t *unsent; /* first op of the FIFO not yet handed to libpq */
     unsigned nops;
+    bool tcp; /* the socket is TCP (corkable), not a Unix socket */
     unsigned backoff_ms;
     struct timer retry;   /* DOWN: when to reconnect */
     struct timer timeout; /* CONNECTING/SETUP: give up */
@@ -80,6 +85,11 @@ struct db_pool {
     unsigned ready;
     db_op_t *wait_head, *wait_tail;
     unsigned nwaiting;
+    /* Batches submitted during one loop turn are sent together at its end
+       (a zero-length h2o timeout runs after the turn's I/O callbacks): one
+       corked burst per connection wakes PostgreSQL once, not per request. */
+    h2o_timeout_t send_turn;
+    h2o_timeout_entry_t send_entry;
     conn_t conns[];
 };
 
@@ -252,6 +262,10 @@ static int attach_socket(conn_t *c)
     c->sock = h2o_evloop_socket_create(c->pool->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     c->sock->data = c;
     c->sock_src_fd = src;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    c->tcp = getsockname(src, (struct sockaddr *)&ss, &sl) == 0 &&
+             (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
     h2o_socket_read_start(c->sock, conn_on_readable);
     return 0;
 }
@@ -532,7 +546,7 @@ static void conn_fail(conn_t *c, const char *why)
     PQfinish(c->pg);
     c->pg = NULL;
     db_op_t *list = c->head;
-    c->head = c->tail = NULL;
+    c->head = c->tail = c->unsent = NULL;
     c->nops = 0;
     breaker_failure(&p->breaker, clock_mono_ms());
 
@@ -572,7 +586,7 @@ static void conn_fail(conn_t *c, const char *why)
 static void process_results(conn_t *c)
 {
     int nulls = 0;
-    while (c->head != NULL && c->state != CONN_DOWN && !PQisBusy(c->pg)) {
+    while (c->head != NULL && c->head != c->unsent && c->state != CONN_DOWN && !PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
             if (++nulls > 1) {
@@ -674,6 +688,55 @@ static void conn_on_writable(h2o_socket_t *sock, const char *err)
 
 /* ---- the pool ---- */
 
+static void queue_op(conn_t *c, db_op_t *op)
+{
+    fifo_push(c, op);
+    if (c->unsent == NULL) {
+        c->unsent = op;
+    }
+    if (!h2o_timeout_is_linked(&c->pool->send_entry)) {
+        h2o_timeout_link(c->pool->loop, &c->pool->send_turn, &c->pool->send_entry);
+    }
+}
+
+static void cork(conn_t *c, int on)
+{
+    if (c->tcp) {
+        (void)setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+    }
+}
+
+/* End of a loop turn: hand every queued batch to libpq, one burst per
+   connection. PQpipelineSync() flushes after each batch (libpq 15 has no
+   PQsendPipelineSync), so the socket is corked around the burst. */
+static void on_send_turn(h2o_timeout_entry_t *entry)
+{
+    db_pool_t *p = H2O_STRUCT_FROM_MEMBER(db_pool_t, send_entry, entry);
+    for (unsigned i = 0; i < p->opts.conns; i++) {
+        conn_t *c = &p->conns[i];
+        if (c->unsent == NULL || c->state != CONN_READY) {
+            continue;
+        }
+        bool many = c->unsent->next != NULL;
+        if (many) {
+            cork(c, 1);
+        }
+        int rc = 0;
+        for (db_op_t *op = c->unsent; op != NULL && rc == 0; op = op->next) {
+            rc = send_op(c, op);
+        }
+        c->unsent = NULL;
+        if (many) {
+            cork(c, 0);
+        }
+        if (rc != 0) {
+            conn_fail(c, PQerrorMessage(c->pg)); /* fails the burst too */
+            continue;
+        }
+        conn_flush(c);
+    }
+}
+
 static conn_t *pick_conn(db_pool_t *p)
 {
     conn_t *best = NULL;
@@ -689,12 +752,7 @@ static conn_t *pick_conn(db_pool_t *p)
 
 static void start_op(conn_t *c, db_op_t *op)
 {
-    fifo_push(c, op);
-    if (send_op(c, op) != 0) {
-        conn_fail(c, PQerrorMessage(c->pg)); /* completes op with ERR_UNAVAILABLE */
-        return;
-    }
-    conn_flush(c);
+    queue_op(c, op);
 }
 
 static void pool_dispatch(db_pool_t *p)
@@ -755,15 +813,7 @@ int db_submit(db_pool_t *p, const db_query_t *qs, size_t n, uint64_t deadline_ms
         p->nwaiting++;
         return 0;
     }
-    /* Send before queueing: if libpq fails, op was never in flight, so its
-       callback must not run (the caller sees the error instead). */
-    if (send_op(c, op) != 0) {
-        free(op);
-        conn_fail(c, PQerrorMessage(c->pg));
-        return ERR_UNAVAILABLE;
-    }
-    fifo_push(c, op);
-    conn_flush(c);
+    queue_op(c, op); /* sent at the end of this loop turn */
     return 0;
 }
 
@@ -789,6 +839,29 @@ void db_op_cancel(db_op_t *op)
                 p->breaker.probing = false; /* it may have been the probe */
             }
         }
+        return;
+    }
+    conn_t *c = op->conn;
+    /* Not handed to libpq yet: take it out, PostgreSQL never sees it. */
+    for (db_op_t *u = c->unsent; u != NULL; u = u->next) {
+        if (u != op) {
+            continue;
+        }
+        db_op_t **pp = &c->head;
+        db_op_t *prev = NULL;
+        while (*pp != op) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        *pp = op->next;
+        if (c->tail == op) {
+            c->tail = prev;
+        }
+        if (c->unsent == op) {
+            c->unsent = op->next;
+        }
+        c->nops--;
+        op_free(op);
         return;
     }
     op->cancelled = true;
@@ -818,6 +891,8 @@ db_pool_t *db_pool_new(h2o_loop_t *loop, timer_heap_t *timers, const db_pool_opt
         return NULL;
     }
     breaker_init(&p->breaker, opts->breaker_threshold, opts->breaker_cooldown_ms);
+    h2o_timeout_init(loop, &p->send_turn, 0);
+    p->send_entry.cb = on_send_turn;
     for (unsigned i = 0; i < n; i++) {
         conn_t *c = &p->conns[i];
         c->pool = p;
@@ -840,6 +915,10 @@ void db_pool_free(db_pool_t *p)
        callback, as ERR_UNAVAILABLE, so its owner can free what it holds. */
     p->opts.down_counter = NULL;
     p->ready = 0; /* from here on, db_submit fails at once */
+    if (h2o_timeout_is_linked(&p->send_entry)) {
+        h2o_timeout_unlink(&p->send_entry);
+    }
+    h2o_timeout_dispose(p->loop, &p->send_turn);
     db_op_t *list = NULL;
     for (unsigned i = 0; i < p->opts.conns; i++) {
         conn_t *c = &p->conns[i];
@@ -851,6 +930,7 @@ void db_pool_free(db_pool_t *p)
             c->pg = NULL;
         }
         c->state = CONN_DOWN;
+        c->unsent = NULL;
         while (c->head != NULL) {
             db_op_t *op = fifo_pop(c);
             op->next = list;

@@ -8,6 +8,34 @@
 
 static const jwt_verifier_t *verifier;
 
+/*
+ * Verified tokens, per worker thread: a client sends the same token on
+ * every request, and verifying it (base64, two JSON parses, an HMAC or a
+ * signature) is most of this step's cost. Entries are keyed by the whole
+ * token (compared byte for byte, so a collision can only miss), hold the
+ * verified claims, and are re-checked for exp/nbf on every use. Only
+ * tokens that verified are cached. Direct-mapped: a busy slot is replaced.
+ */
+#define TOKEN_CACHE_SLOTS 64
+#define TOKEN_CACHE_MAX   1024
+
+typedef struct {
+    uint16_t len; /* 0: empty */
+    char token[TOKEN_CACHE_MAX];
+    jwt_claims_t claims;
+} cached_token_t;
+
+static _Thread_local cached_token_t token_cache[TOKEN_CACHE_SLOTS];
+
+static cached_token_t *cache_slot(str_t token)
+{
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+    for (size_t i = 0; i < token.len; i++) {
+        h = (h ^ (unsigned char)token.ptr[i]) * UINT64_C(1099511628211);
+    }
+    return &token_cache[h % TOKEN_CACHE_SLOTS];
+}
+
 void mw_auth_init(const jwt_verifier_t *v)
 {
     verifier = v;
@@ -35,15 +63,32 @@ mw_result_t mw_authn_run(http_ctx_t *ctx)
     while (token.len > 0 && token.ptr[0] == ' ') {
         token.ptr++, token.len--;
     }
-    jwt_claims_t *claims = h2o_mem_alloc_pool(&ctx->req->pool, sizeof(*claims));
-    jwt_error_t e = jwt_verify(verifier, token, clock_wall_us() / 1000000, claims);
-    if (e != JWT_OK) {
-        ctx->auth_error = (int)e;
-        return MW_NEXT;
+    int64_t now = clock_wall_us() / 1000000;
+    const jwt_claims_t *claims;
+    cached_token_t *slot = token.len <= TOKEN_CACHE_MAX ? cache_slot(token) : NULL;
+    if (slot != NULL && slot->len == token.len && memcmp(slot->token, token.ptr, token.len) == 0 &&
+        jwt_claims_current(verifier, &slot->claims, now)) {
+        claims = &slot->claims; /* copied below: another request may reuse the slot */
+    } else {
+        jwt_claims_t *fresh = h2o_mem_alloc_pool(&ctx->req->pool, sizeof(*fresh));
+        jwt_error_t e = jwt_verify(verifier, token, now, fresh);
+        if (e != JWT_OK) {
+            ctx->auth_error = (int)e;
+            return MW_NEXT;
+        }
+        if (slot != NULL) {
+            slot->len = (uint16_t)token.len;
+            memcpy(slot->token, token.ptr, token.len);
+            slot->claims = *fresh;
+        }
+        claims = fresh;
     }
     ctx->authenticated = true;
-    ctx->subject = str_make(claims->sub, claims->sub_len);
-    ctx->scopes = str_make(claims->scope, claims->scope_len);
+    char *copy = h2o_mem_alloc_pool(&ctx->req->pool, claims->sub_len + claims->scope_len + 1);
+    memcpy(copy, claims->sub, claims->sub_len);
+    memcpy(copy + claims->sub_len, claims->scope, claims->scope_len);
+    ctx->subject = str_make(copy, claims->sub_len);
+    ctx->scopes = str_make(copy + claims->sub_len, claims->scope_len);
     return MW_NEXT;
 }
 

@@ -174,6 +174,7 @@ static jwt_error_t check_claims(const jwt_verifier_t *v, json_t *c, int64_t now_
         return JWT_BAD_AUDIENCE;
     }
     out->exp = has_exp ? exp : 0;
+    out->nbf = has_nbf ? nbf : 0;
 
     json_t *sub = json_object_get(c, "sub");
     out->sub_len = 0;
@@ -291,6 +292,14 @@ out:
     json_decref(header);
     json_decref(payload);
     return rc;
+}
+
+bool jwt_claims_current(const jwt_verifier_t *v, const jwt_claims_t *c, int64_t now_s)
+{
+    if (c->exp != 0 && now_s >= c->exp + v->leeway_s) {
+        return false;
+    }
+    return c->nbf == 0 || now_s + v->leeway_s >= c->nbf;
 }
 
 bool jwt_scope_has(str_t scopes, str_t want)

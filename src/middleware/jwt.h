@@ -43,6 +43,7 @@ typedef struct {
     char scope[JWT_MAX_SCOPE + 1];
     size_t scope_len;
     int64_t exp; /* 0: none */
+    int64_t nbf; /* 0: none */
 } jwt_claims_t;
 
 /* Why a token was refused; jwt_error_text() gives a client-safe sentence. */
@@ -66,6 +67,10 @@ void jwt_verifier_free(jwt_verifier_t *v);
 /* Verifies token at wall time now_s; fills *claims on JWT_OK. */
 jwt_error_t jwt_verify(const jwt_verifier_t *v, str_t token, int64_t now_s, jwt_claims_t *claims);
 const char *jwt_error_text(jwt_error_t e);
+
+/* Whether claims that verified earlier are still valid at now_s (exp/nbf
+   with the verifier's leeway): what a cache of verified tokens checks. */
+bool jwt_claims_current(const jwt_verifier_t *v, const jwt_claims_t *c, int64_t now_s);
 
 /* Whether the space-separated scope list contains want. */
 bool jwt_scope_has(str_t scopes, str_t want);

@@ -66,3 +66,18 @@ TEST(json_depth_and_cap_fail_cleanly)
     CHECK(buf_failed(&b));
     buf_deinit(&b);
 }
+
+TEST(jw_int_extremes)
+{
+    buf_t b;
+    buf_init(&b, 256);
+    jw_t j;
+    jw_init(&j, &b);
+    jw_arr_open(&j);
+    jw_int(&j, 0);
+    jw_int(&j, INT64_MAX);
+    jw_int(&j, INT64_MIN);
+    jw_arr_close(&j);
+    CHECK_MEM_EQ(b.ptr, b.len, "[0,9223372036854775807,-9223372036854775808]");
+    buf_deinit(&b);
+}
