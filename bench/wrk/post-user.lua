@@ -4,7 +4,9 @@ local token = os.getenv("BENCH_TOKEN")
 local idem = os.getenv("IDEMPOTENCY") == "1"
 math.randomseed(os.time())
 local counter = 0
-local tag
+-- tag is a per-thread global, set by setup() below (no "local": thread:set
+-- writes globals)
+
 setup = function(thread)
     thread:set("tag", tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9)))
 end

@@ -637,20 +637,30 @@ static void process_results(conn_t *c)
     }
 }
 
+/* Socket errors and the connecting phase, shared by both directions.
+   Returns true when the event was consumed. */
+static bool connect_step(conn_t *c, const char *err, PostgresPollingStatusType ready_for)
+{
+    if (err != NULL) {
+        conn_fail(c, err);
+        return true;
+    }
+    if (c->state != CONN_CONNECTING) {
+        return false;
+    }
+    if (c->poll == ready_for) {
+        conn_poll_connect(c); /* only when libpq asked for this readiness */
+    }
+    return true;
+}
+
 static void conn_on_readable(h2o_socket_t *sock, const char *err)
 {
     conn_t *c = sock->data;
     if (c == NULL) {
         return;
     }
-    if (err != NULL) {
-        conn_fail(c, err);
-        return;
-    }
-    if (c->state == CONN_CONNECTING) {
-        if (c->poll == PGRES_POLLING_READING) {
-            conn_poll_connect(c);
-        }
+    if (connect_step(c, err, PGRES_POLLING_READING)) {
         return;
     }
     if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
@@ -673,14 +683,7 @@ static void conn_on_writable(h2o_socket_t *sock, const char *err)
         return; /* disarmed, or a socket libpq has since replaced */
     }
     c->write_armed = false;
-    if (err != NULL) {
-        conn_fail(c, err);
-        return;
-    }
-    if (c->state == CONN_CONNECTING) {
-        if (c->poll == PGRES_POLLING_WRITING) {
-            conn_poll_connect(c);
-        }
+    if (connect_step(c, err, PGRES_POLLING_WRITING)) {
         return;
     }
     conn_flush(c);

@@ -116,9 +116,11 @@ void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
     h2o_req_t *req = ctx->req;
     http_worker_t *w = ctx->w;
     if (ctx->on_respond != NULL) {
-        void (*hook)(http_ctx_t *, int, str_t) = ctx->on_respond;
+        bool (*hook)(http_ctx_t *, int, str_t, str_t) = ctx->on_respond;
         ctx->on_respond = NULL;
-        hook(ctx, status, body);
+        if (hook(ctx, status, content_type, body)) {
+            return; /* deferred: the hook sends it */
+        }
     }
     ctx->responded = true;
     ctx->status = status;
@@ -177,6 +179,17 @@ void http_respond_problem(http_ctx_t *ctx, const http_problem_t *p)
 void http_respond_error(http_ctx_t *ctx, int status, const char *slug, const char *detail)
 {
     http_problem_t p = {.status = status, .slug = slug, .detail = str_from_cstr(detail)};
+    http_respond_problem(ctx, &p);
+}
+
+void http_respond_invalid(http_ctx_t *ctx, int status, str_t field, const char *message, const char *detail)
+{
+    http_field_error_t fe = {field, str_from_cstr(message)};
+    http_problem_t p = {.status = status,
+                        .slug = status == 422 ? "validation-failed" : "bad-request",
+                        .detail = str_from_cstr(detail),
+                        .errors = &fe,
+                        .nerrors = 1};
     http_respond_problem(ctx, &p);
 }
 

@@ -112,9 +112,10 @@ struct http_ctx {
     str_t scopes;   /* space-separated */
     int auth_error; /* why a sent token was refused (jwt_error_t); 0: none sent */
     /* idempotency (middleware/idempotency): its state, and a hook that sees
-       the final answer just before it is sent */
+       the final answer before it is sent. A hook that returns true has
+       taken the answer and sends it later itself (it is called once). */
     void *idem;
-    void (*on_respond)(http_ctx_t *ctx, int status, str_t body);
+    bool (*on_respond)(http_ctx_t *ctx, int status, str_t content_type, str_t body);
 };
 
 /* ---- server and workers (main thread, then each worker's own thread) ---- */
@@ -164,6 +165,8 @@ void http_respond_json(http_ctx_t *ctx, int status, const buf_t *body);
 void http_respond_problem(http_ctx_t *ctx, const http_problem_t *p);
 void http_respond_error(http_ctx_t *ctx, int status, const char *slug, const char *detail);
 void http_respond_err(http_ctx_t *ctx, int err);
+/* A 400/422 problem naming one offending field or parameter. */
+void http_respond_invalid(http_ctx_t *ctx, int status, str_t field, const char *message, const char *detail);
 
 /* Milliseconds left before the deadline (0 when passed). */
 int64_t http_deadline_left_ms(const http_ctx_t *ctx);

@@ -99,27 +99,28 @@ static void release_lease(http_worker_t *w, const char *key, size_t key_len, con
     }
 }
 
-/* ---- storing a final client error after its answer ---- */
+/* ---- storing a final client error before its answer ---- */
 
+/*
+ * A final client error is stored first and answered when it is stored, so
+ * an immediate retry already finds it (with or without a Redis lease). The
+ * job outlives the request if it must: a request that goes away (deadline,
+ * client) leaves the store running, and the job frees itself.
+ */
 typedef struct {
+    http_pending_t pending; /* first: the cancel hook gets this pointer */
     http_worker_t *w;
     db_op_t *op;
     size_t lease_len;
     char token[33];
     char *lease_key;
-    char *principal, *key, *body;
-    size_t principal_len, key_len, body_len;
-    uint8_t fp[32];
     int status;
+    str_t content_type, body; /* copies in the request's pool: valid while it is */
 } store_job_t;
 
-static void job_free(store_job_t *j)
+static void job_cancel(http_pending_t *p)
 {
-    free(j->lease_key);
-    free(j->principal);
-    free(j->key);
-    free(j->body);
-    free(j);
+    (void)p; /* let the store finish; on_stored frees the job */
 }
 
 static void on_stored(db_op_t *op, int err, PGresult *const *res, size_t n)
@@ -130,18 +131,13 @@ static void on_stored(db_op_t *op, int err, PGresult *const *res, size_t n)
     if (err != 0) {
         log_warn("idempotency: could not store a final answer (%s); a retry will run again", err_name(err));
     }
-    release_lease(j->w, j->lease_key, j->lease_len, j->token);
-    job_free(j);
-}
-
-static char *dup_bytes(const char *p, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d != NULL) {
-        memcpy(d, p, n);
-        d[n] = '\0';
+    http_ctx_t *ctx = http_pending_finish(&j->pending);
+    if (ctx != NULL) {
+        http_respond(ctx, j->status, j->content_type, j->body);
     }
-    return d;
+    release_lease(j->w, j->lease_key, j->lease_len, j->token);
+    free(j->lease_key);
+    free(j);
 }
 
 static bool is_final_client_error(int status)
@@ -151,54 +147,57 @@ static bool is_final_client_error(int status)
     return status == 404 || status == 409 || status == 412 || status == 422;
 }
 
-static void on_respond(http_ctx_t *ctx, int status, str_t body)
+static bool on_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
 {
     idem_state_t *st = ctx->idem;
     http_worker_t *w = ctx->w;
     if (st->replayed) {
-        return;
+        return false;
     }
     size_t held = st->lease_held ? st->lease_len : 0;
     if (!is_final_client_error(status) || w->db == NULL) {
         /* 2xx: stored with the write. 5xx, timeouts: nothing stored, so the
            retry runs again. Either way the lease goes now. */
         release_lease(w, st->lease_key, held, st->token);
-        return;
+        return false;
     }
     store_job_t *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
+    char *lease_key = held ? malloc(held) : NULL;
+    if (j == NULL || (held && lease_key == NULL)) {
+        free(j);
+        free(lease_key);
         release_lease(w, st->lease_key, held, st->token);
-        return;
+        return false;
     }
-    j->w = w;
-    j->status = status;
-    memcpy(j->fp, st->w.fingerprint, 32);
+    if (held) {
+        memcpy(lease_key, st->lease_key, held);
+    }
+    h2o_iovec_t b = h2o_strdup(&ctx->req->pool, body.ptr, body.len);
+    h2o_iovec_t ct = h2o_strdup(&ctx->req->pool, content_type.ptr, content_type.len);
+    *j = (store_job_t){.w = w,
+                       .lease_len = held,
+                       .lease_key = lease_key,
+                       .status = status,
+                       .content_type = str_make(ct.base, ct.len),
+                       .body = str_make(b.base, b.len)};
+    j->pending.cancel = job_cancel;
     memcpy(j->token, st->token, sizeof(j->token));
-    j->lease_len = held;
-    j->lease_key = held ? dup_bytes(st->lease_key, held) : NULL;
-    j->principal = dup_bytes(st->w.principal.ptr, st->w.principal.len);
-    j->key = dup_bytes(st->w.key.ptr, st->w.key.len);
-    j->body = dup_bytes(body.ptr, body.len);
-    j->principal_len = st->w.principal.len;
-    j->key_len = st->w.key.len;
-    j->body_len = body.len;
-    if (j->principal == NULL || j->key == NULL || j->body == NULL || (held && j->lease_key == NULL)) {
-        release_lease(w, st->lease_key, held, st->token);
-        job_free(j);
-        return;
-    }
-    idem_write_t rec = {.principal = str_make(j->principal, j->principal_len),
-                        .key = str_make(j->key, j->key_len),
-                        .status = status,
-                        .body = str_make(j->body, j->body_len)};
-    memcpy(rec.fingerprint, j->fp, 32);
+    idem_write_t rec = st->w;
+    rec.status = status;
+    rec.body = j->body;
+    rec.etag = STR("");
+    rec.location = STR("");
     idem_params_t p;
     idem_params(&rec, &p);
     db_query_t q = {"idem_insert_final", 7, p.values, p.lengths};
-    if (db_submit(w->db, &q, 1, clock_mono_ms() + 5000, on_stored, j, &j->op) != 0) {
+    if (db_submit(w->db, &q, 1, ctx->deadline_ms, on_stored, j, &j->op) != 0) {
         release_lease(w, st->lease_key, held, st->token);
-        job_free(j);
+        free(lease_key);
+        free(j);
+        return false; /* answer now, unstored */
     }
+    http_pending_attach(ctx, &j->pending);
+    return true;
 }
 
 /* ---- the pipeline step ---- */
@@ -350,13 +349,8 @@ mw_result_t mw_idempotency_run(http_ctx_t *ctx)
         return MW_NEXT;
     }
     if (!key_valid(key)) {
-        http_field_error_t fe = {STR("Idempotency-Key"), STR("must be 1 to 255 printable ASCII characters")};
-        http_problem_t p = {.status = 400,
-                            .slug = "bad-request",
-                            .detail = STR("invalid Idempotency-Key header"),
-                            .errors = &fe,
-                            .nerrors = 1};
-        http_respond_problem(ctx, &p);
+        http_respond_invalid(ctx, 400, STR("Idempotency-Key"), "must be 1 to 255 printable ASCII characters",
+                             "invalid Idempotency-Key header");
         return MW_DONE;
     }
     idem_state_t *st = h2o_mem_alloc_pool(&ctx->req->pool, sizeof(*st));

@@ -12,8 +12,8 @@
  *      409 idempotency-key-in-flight;
  *   3. run the handler. A success stores its record in the same database
  *      batch as its write (the handler passes idem_write_t to the service);
- *      a final client error (404, 409, 412, 422) is stored afterwards; a
- *      5xx or a timeout stores nothing, so a retry runs again.
+ *      a final client error (404, 409, 412, 422) is stored, then answered;
+ *      a 5xx or a timeout stores nothing, so a retry runs again.
  *
  * PostgreSQL is the source of truth: without Redis there is no lease, and
  * the record's primary key plus a short lock_timeout settle races (one write

@@ -23,17 +23,45 @@ static const char script[] =
     "local limit = tonumber(ARGV[1])\n"
     "local interval = math.max(1, math.floor(tonumber(ARGV[2]) / limit))\n"
     "local window = interval * limit\n"
+    "local forced = tonumber(ARGV[3])\n"
+    "local take = tonumber(ARGV[4])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local tat = tonumber(redis.call('GET', KEYS[1]))\n"
     "if tat == nil or tat < now then tat = now end\n"
+    "tat = tat + forced * interval\n"
+    "local function keep(v) redis.call('SET', KEYS[1], string.format('%d', v), 'PX', "
+    "math.ceil((v - now) / 1000) + 1) end\n"
+    "if take == 0 then\n"
+    "  keep(tat)\n"
+    "  return {1, math.max(0, math.floor((now + window - tat) / interval)), math.ceil((tat - now) / "
+    "1000000), 0, "
+    "tat - now}\n"
+    "end\n"
     "local new_tat = tat + interval\n"
     "local allow_at = new_tat - window\n"
     "if allow_at > now then\n"
-    "  return {0, 0, math.ceil((tat - now) / 1000000), math.max(1, math.ceil((allow_at - now) / 1000000))}\n"
+    "  if forced > 0 then keep(tat) end\n"
+    "  return {0, 0, math.ceil((tat - now) / 1000000), math.max(1, math.ceil((allow_at - now) / 1000000)), "
+    "tat - now}\n"
     "end\n"
-    "redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)\n"
-    "return {1, math.floor((now - allow_at) / interval), math.ceil((new_tat - now) / 1000000), 0}\n";
+    "keep(new_tat)\n"
+    "return {1, math.floor((now - allow_at) / interval), math.ceil((new_tat - now) / 1000000), 0, new_tat - "
+    "now}\n";
+
+/*
+ * Metering far from the limit without a Redis round trip per request: a
+ * caller whose budget was confirmed by Redis within SYNC_MS and who has more
+ * than the headroom left is metered in-process, and the requests admitted
+ * that way are reported to Redis in batches of SYNC_BATCH (the script's
+ * `forced` count). Near the limit (headroom or less left), after SYNC_MS, or
+ * for a caller this process has not seen, every request asks Redis: the
+ * boundary is exact. Worst case, P processes admit SYNC_BATCH * (P - 1)
+ * requests more than the budget while their views were in flight.
+ */
+#define SYNC_MS      250
+#define SYNC_BATCH   8
+#define HEADROOM_MIN 32
 
 #define KEY_PREFIX  "api:rl:"
 #define KEY_MAX     300
@@ -48,7 +76,14 @@ static char script_sha[41];
 static char policy_header[64];
 static size_t policy_header_len;
 static uint64_t epoch_us; /* local table times are relative to this */
-static _Atomic uint64_t local_slots[LOCAL_SLOTS];
+typedef struct {
+    _Atomic uint64_t word;      /* tag << TAT_BITS | TAT (us since epoch_us) */
+    _Atomic uint32_t pending;   /* admitted locally, not yet told to Redis */
+    _Atomic uint64_t synced_ms; /* when Redis last confirmed this TAT (0: never) */
+} slot_t;
+
+static slot_t local_slots[LOCAL_SLOTS];
+static int64_t headroom;
 static _Atomic uint64_t limited_total;
 static _Atomic uint64_t local_total;
 static _Atomic bool degraded; /* for logging transitions once */
@@ -68,6 +103,7 @@ void mw_ratelimit_init(const rl_opts_t *o)
     policy_header_len = (size_t)snprintf(policy_header, sizeof(policy_header), "\"default\";q=%lld;w=%lld",
                                          (long long)opts.limit, (long long)opts.window_s);
     epoch_us = clock_mono_us() - 1; /* so that 0 never means "now" */
+    headroom = opts.limit / 8 > HEADROOM_MIN ? opts.limit / 8 : HEADROOM_MIN;
 }
 
 uint64_t mw_ratelimit_limited_total(void)
@@ -144,44 +180,84 @@ static uint64_t hash64(const char *p, size_t n)
 }
 
 /*
- * The in-process limiter: one 64-bit word per slot, a 16-bit tag of the
- * identity and its 48-bit TAT (us since epoch_us), updated with CAS, so all
- * workers share one budget per identity without a lock. An identity takes
- * the first of LOCAL_PROBE slots that is its own, empty or expired; if none
- * is, it shares its home slot (stricter, never looser).
+ * The in-process table: one slot per identity, a 16-bit tag of the identity
+ * and its 48-bit TAT (us since epoch_us) in one word updated with CAS, so
+ * all workers share one budget per identity without a lock. It is the whole
+ * limiter when Redis is unusable, and the local view of the global budget
+ * otherwise. An identity takes the first of LOCAL_PROBE slots that is its
+ * own, empty or expired; if none is, it shares its home slot (stricter,
+ * never looser).
  */
-static void local_take(const char *key, size_t n, gcra_result_t *out)
+static slot_t *slot_find(const char *key, size_t n, uint64_t *tag_out, int64_t now)
 {
-    atomic_fetch_add_explicit(&local_total, 1, memory_order_relaxed);
     uint64_t h = hash64(key, n);
     uint64_t tag = (h >> TAT_BITS) | 1;
-    int64_t now = (int64_t)(clock_mono_us() - epoch_us);
     size_t home = (size_t)(h & (LOCAL_SLOTS - 1));
-    size_t slot = home;
+    *tag_out = tag;
     for (size_t i = 0; i < LOCAL_PROBE; i++) {
-        size_t s = (home + i) & (LOCAL_SLOTS - 1);
-        uint64_t v = atomic_load_explicit(&local_slots[s], memory_order_relaxed);
-        if (v == 0 || (v >> TAT_BITS) == tag || (int64_t)(v & TAT_MASK) <= now) {
-            slot = s;
-            break;
+        slot_t *s = &local_slots[(home + i) & (LOCAL_SLOTS - 1)];
+        uint64_t v = atomic_load_explicit(&s->word, memory_order_relaxed);
+        if ((v >> TAT_BITS) == tag) {
+            return s;
+        }
+        if (v == 0 || (int64_t)(v & TAT_MASK) <= now) {
+            if (atomic_compare_exchange_strong(&s->word, &v, tag << TAT_BITS | ((uint64_t)now & TAT_MASK))) {
+                atomic_store(&s->pending, 0); /* a new owner starts clean */
+                atomic_store(&s->synced_ms, 0);
+            }
+            return s;
         }
     }
+    return &local_slots[home];
+}
+
+/* GCRA on a slot; the slot's TAT is the identity's whether the tag matches
+   or the slot is shared. */
+static void slot_take(slot_t *s, uint64_t tag, int64_t now, gcra_result_t *out)
+{
     for (;;) {
-        uint64_t old = atomic_load_explicit(&local_slots[slot], memory_order_acquire);
-        int64_t tat = (old >> TAT_BITS) == tag ? (int64_t)(old & TAT_MASK) : 0;
-        if ((old >> TAT_BITS) != tag && old != 0 && (int64_t)(old & TAT_MASK) > now) {
-            tat = (int64_t)(old & TAT_MASK); /* shared slot: inherit its budget */
-        }
+        uint64_t old = atomic_load_explicit(&s->word, memory_order_acquire);
+        int64_t tat = (int64_t)(old & TAT_MASK);
         int64_t new_tat = gcra_take(&policy, tat, now, out);
         if (!out->allowed) {
             return;
         }
-        uint64_t nv = (tag << TAT_BITS) | ((uint64_t)new_tat & TAT_MASK);
-        if (atomic_compare_exchange_weak_explicit(&local_slots[slot], &old, nv, memory_order_acq_rel,
+        uint64_t keep_tag = (old >> TAT_BITS) ? (old >> TAT_BITS) : tag;
+        uint64_t nv = keep_tag << TAT_BITS | ((uint64_t)new_tat & TAT_MASK);
+        if (atomic_compare_exchange_weak_explicit(&s->word, &old, nv, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             return;
         }
     }
+}
+
+/* Remaining budget the slot would show right now, without taking any. */
+static int64_t slot_remaining(slot_t *s, int64_t now)
+{
+    int64_t tat = (int64_t)(atomic_load_explicit(&s->word, memory_order_relaxed) & TAT_MASK);
+    int64_t interval = gcra_interval_us(&policy);
+    int64_t backlog = tat > now ? tat - now : 0;
+    return (interval * policy.limit - backlog) / interval;
+}
+
+/* Adopts Redis's answer: backlog_us = global TAT - Redis's now. */
+static void slot_sync(slot_t *s, uint64_t tag, int64_t backlog_us)
+{
+    int64_t now = (int64_t)(clock_mono_us() - epoch_us);
+    int64_t tat = now + (backlog_us > 0 ? backlog_us : 0);
+    uint64_t old = atomic_load(&s->word);
+    uint64_t keep_tag = (old >> TAT_BITS) ? (old >> TAT_BITS) : tag;
+    atomic_store(&s->word, keep_tag << TAT_BITS | ((uint64_t)tat & TAT_MASK));
+    atomic_store(&s->synced_ms, clock_mono_ms());
+}
+
+static void local_take(const char *key, size_t n, gcra_result_t *out)
+{
+    atomic_fetch_add_explicit(&local_total, 1, memory_order_relaxed);
+    int64_t now = (int64_t)(clock_mono_us() - epoch_us);
+    uint64_t tag;
+    slot_t *s = slot_find(key, n, &tag, now);
+    slot_take(s, tag, now, out);
 }
 
 static void note_degraded(bool now_degraded)
@@ -227,16 +303,23 @@ typedef struct {
     http_pending_t pending; /* first: the cancel hook gets this pointer */
     redis_cmd_t *cmd;
     bool tried_eval;
+    bool take;       /* decide a request (else: only report `forced`) */
+    uint32_t forced; /* locally admitted requests to report */
+    slot_t *slot;
+    uint64_t tag;
+    redis_client_t *redis; /* for a report's NOSCRIPT retry */
     size_t key_len;
     char key[KEY_MAX];
 } rl_op_t;
 
-static int send_script(http_ctx_t *ctx, rl_op_t *op);
+static int send_script(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, rl_op_t *op);
+static void on_script_reply(redis_cmd_t *cmd, int err, redisReply *reply);
 
 static void rl_cancel(http_pending_t *p)
 {
     rl_op_t *op = (rl_op_t *)p;
     redis_cmd_cancel(op->cmd);
+    atomic_fetch_add(&op->slot->pending, op->forced); /* still to be reported */
     free(op);
 }
 
@@ -245,6 +328,43 @@ static void resume(http_ctx_t *ctx, mw_result_t r)
     if (r == MW_NEXT) {
         mw_resume(ctx);
     }
+}
+
+/* Reads the script's answer and adopts its TAT locally. */
+static bool parse_reply(int err, redisReply *reply, gcra_result_t *r, rl_op_t *op)
+{
+    bool ok = err == 0 && reply->type == REDIS_REPLY_ARRAY && reply->elements == 5;
+    for (size_t i = 0; ok && i < 5; i++) {
+        ok = reply->element[i]->type == REDIS_REPLY_INTEGER;
+    }
+    if (!ok) {
+        if (op->forced > 0) {
+            atomic_fetch_add(&op->slot->pending, op->forced); /* report them next time */
+        }
+        return false;
+    }
+    r->allowed = reply->element[0]->integer == 1;
+    r->remaining = reply->element[1]->integer;
+    r->reset_s = reply->element[2]->integer;
+    r->retry_after_s = reply->element[3]->integer;
+    slot_sync(op->slot, op->tag, reply->element[4]->integer);
+    return true;
+}
+
+/* A batch report of locally admitted requests: nobody waits for it. */
+static void on_report_reply(redis_cmd_t *cmd, int err, redisReply *reply)
+{
+    rl_op_t *op = redis_cmd_arg(cmd);
+    gcra_result_t r;
+    if (err == 0 && reply->type == REDIS_REPLY_ERROR && !op->tried_eval &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        op->tried_eval = true;
+        if (send_script(op->redis, clock_mono_ms() + 1000, on_report_reply, op) == 0) {
+            return;
+        }
+    }
+    (void)parse_reply(err, reply, &r, op);
+    free(op);
 }
 
 static void on_script_reply(redis_cmd_t *cmd, int err, redisReply *reply)
@@ -259,22 +379,13 @@ static void on_script_reply(redis_cmd_t *cmd, int err, redisReply *reply)
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         /* first use on this Redis (or after a restart): send the body once */
         op->tried_eval = true;
-        if (send_script(ctx, op) == 0) {
+        if (send_script(ctx->w->redis, ctx->deadline_ms, on_script_reply, op) == 0) {
             return;
         }
     }
     ctx = http_pending_finish(&op->pending);
     gcra_result_t r = {0};
-    bool ok = err == 0 && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4;
-    for (size_t i = 0; ok && i < 4; i++) {
-        ok = reply->element[i]->type == REDIS_REPLY_INTEGER;
-    }
-    if (ok) {
-        r.allowed = reply->element[0]->integer == 1;
-        r.remaining = reply->element[1]->integer;
-        r.reset_s = reply->element[2]->integer;
-        r.retry_after_s = reply->element[3]->integer;
-    }
+    bool ok = parse_reply(err, reply, &r, op);
     char key[KEY_MAX];
     size_t n = op->key_len;
     memcpy(key, op->key, n);
@@ -293,20 +404,32 @@ static void on_script_reply(redis_cmd_t *cmd, int err, redisReply *reply)
     resume(ctx, apply(ctx, &r));
 }
 
-static int send_script(http_ctx_t *ctx, rl_op_t *op)
+static int send_script(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, rl_op_t *op)
 {
-    char limit[24], window[24];
+    if (r == NULL) {
+        return ERR_UNAVAILABLE;
+    }
+    char limit[24], window[24], forced[16];
     snprintf(limit, sizeof(limit), "%lld", (long long)opts.limit);
     snprintf(window, sizeof(window), "%lld", (long long)policy.window_us);
+    snprintf(forced, sizeof(forced), "%u", op->forced);
     const char *argv[] = {op->tried_eval ? "EVAL" : "EVALSHA",
                           op->tried_eval ? script : script_sha,
                           "1",
                           op->key,
                           limit,
-                          window};
-    size_t lens[] = {strlen(argv[0]), op->tried_eval ? sizeof(script) - 1 : 40, 1, op->key_len, strlen(limit),
-                     strlen(window)};
-    return redis_cmd(ctx->w->redis, ctx->deadline_ms, on_script_reply, op, &op->cmd, 6, argv, lens);
+                          window,
+                          forced,
+                          op->take ? "1" : "0"};
+    size_t lens[] = {strlen(argv[0]),
+                     op->tried_eval ? sizeof(script) - 1 : 40,
+                     1,
+                     op->key_len,
+                     strlen(limit),
+                     strlen(window),
+                     strlen(forced),
+                     1};
+    return redis_cmd(r, deadline_ms, cb, op, &op->cmd, 8, argv, lens);
 }
 
 mw_result_t mw_ratelimit_run(http_ctx_t *ctx)
@@ -319,14 +442,48 @@ mw_result_t mw_ratelimit_run(http_ctx_t *ctx)
     if (ctx->w->redis == NULL || !redis_client_usable(ctx->w->redis)) {
         return fallback(ctx, key, n);
     }
+    int64_t now = (int64_t)(clock_mono_us() - epoch_us);
+    uint64_t tag;
+    slot_t *slot = slot_find(key, n, &tag, now);
+    uint64_t synced = atomic_load_explicit(&slot->synced_ms, memory_order_relaxed);
+    if (synced != 0 && clock_mono_ms() - synced < SYNC_MS && slot_remaining(slot, now) > headroom) {
+        /* far from the limit, recently confirmed: meter here, report later */
+        gcra_result_t r;
+        slot_take(slot, tag, now, &r);
+        uint32_t p = atomic_fetch_add(&slot->pending, 1) + 1;
+        if (p >= SYNC_BATCH && (p = atomic_exchange(&slot->pending, 0)) > 0) {
+            rl_op_t *rep = calloc(1, sizeof(*rep));
+            if (rep != NULL) {
+                memcpy(rep->key, key, n);
+                rep->key_len = n;
+                rep->slot = slot;
+                rep->tag = tag;
+                rep->forced = p;
+                rep->redis = ctx->w->redis;
+                if (send_script(ctx->w->redis, clock_mono_ms() + 1000, on_report_reply, rep) != 0) {
+                    atomic_fetch_add(&slot->pending, p);
+                    free(rep);
+                }
+            } else {
+                atomic_fetch_add(&slot->pending, p);
+            }
+        }
+        note_degraded(false);
+        return apply(ctx, &r);
+    }
     rl_op_t *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         return fallback(ctx, key, n);
     }
     memcpy(op->key, key, n);
     op->key_len = n;
+    op->slot = slot;
+    op->tag = tag;
+    op->take = true;
+    op->forced = atomic_exchange(&slot->pending, 0); /* and report the local ones */
     op->pending.cancel = rl_cancel;
-    if (send_script(ctx, op) != 0) {
+    if (send_script(ctx->w->redis, ctx->deadline_ms, on_script_reply, op) != 0) {
+        atomic_fetch_add(&slot->pending, op->forced);
         free(op);
         return fallback(ctx, key, n);
     }

@@ -8,6 +8,10 @@
  * RateLimit-Policy / RateLimit pair; past the budget: 429 quota-exceeded with
  * a truthful Retry-After.
  *
+ * Far from the limit, callers Redis confirmed recently are metered in-process
+ * and reported to Redis in batches; near it, every request asks Redis, so the
+ * boundary stays exact (see ratelimit.c and docs/redis.md).
+ *
  * When Redis is unusable (down, breaker open, slow past its command timeout)
  * the fail mode decides: "local" (default) meters with an in-process,
  * lock-free GCRA table shared by the workers; "open" lets requests through

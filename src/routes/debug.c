@@ -49,13 +49,8 @@ void routes_debug_sleep(http_ctx_t *ctx)
     str_t v;
     int64_t ms;
     if (http_query_get(ctx->query, STR("ms"), &v) != 0 || str_to_i64(v, 0, SLEEP_MAX_MS, &ms) != 0) {
-        http_field_error_t fe = {STR("ms"), STR("must be an integer from 0 to 60000")};
-        http_problem_t p = {.status = 400,
-                            .slug = "bad-request",
-                            .detail = STR("invalid query parameter"),
-                            .errors = &fe,
-                            .nerrors = 1};
-        http_respond_problem(ctx, &p);
+        http_respond_invalid(ctx, 400, STR("ms"), "must be an integer from 0 to 60000",
+                             "invalid query parameter");
         return;
     }
     sleep_op_t *op = calloc(1, sizeof(*op));

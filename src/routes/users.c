@@ -130,13 +130,8 @@ static bool parse_id(http_ctx_t *ctx, uuid_bytes_t *id)
     if (uuid_parse(raw, id) == 0) {
         return true;
     }
-    http_field_error_t fe = {STR("id"), STR("must be a UUID (8-4-4-4-12 hexadecimal digits)")};
-    http_problem_t p = {.status = 400,
-                        .slug = "bad-request",
-                        .detail = STR("the id in the path is not a UUID"),
-                        .errors = &fe,
-                        .nerrors = 1};
-    http_respond_problem(ctx, &p);
+    http_respond_invalid(ctx, 400, STR("id"), "must be a UUID (8-4-4-4-12 hexadecimal digits)",
+                         "the id in the path is not a UUID");
     return false;
 }
 
@@ -510,13 +505,7 @@ void routes_users_get(http_ctx_t *ctx)
 
 static void bad_query(http_ctx_t *ctx, str_t field, const char *msg)
 {
-    http_field_error_t fe = {field, str_from_cstr(msg)};
-    http_problem_t p = {.status = 400,
-                        .slug = "bad-request",
-                        .detail = STR("invalid query parameter"),
-                        .errors = &fe,
-                        .nerrors = 1};
-    http_respond_problem(ctx, &p);
+    http_respond_invalid(ctx, 400, field, msg, "invalid query parameter");
 }
 
 void routes_users_list(http_ctx_t *ctx)

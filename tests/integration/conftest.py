@@ -57,3 +57,15 @@ def module_server(tmp_path_factory, request):
     problems = factory.finish()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def api(module_server):
+    """A users-API client on one server shared by a test file (started like a
+    load balancer would use it: traffic only once /health/ready is 200)."""
+    from users_support import Client, start_users_server
+
+    srv = start_users_server(module_server)
+    c = Client(srv)
+    yield c
+    c.close()

@@ -14,14 +14,6 @@ pytestmark = requires_db
 
 
 @pytest.fixture(scope="module")
-def api(module_server):
-    srv = start_users_server(module_server)
-    c = Client(srv)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
 def existing(api):
     return api.create_user(name="Auth Target")
 

@@ -14,14 +14,6 @@ from users_support import (Client, assert_created, assert_problem_response, asse
 pytestmark = requires_db
 
 
-@pytest.fixture(scope="module")
-def api(module_server):
-    srv = start_users_server(module_server)
-    c = Client(srv)
-    yield c
-    c.close()
-
-
 def post_raw(api, data, content_type="application/json", **kw):
     return api.post("/v1/users", data=data, content_type=content_type, **kw)
 

@@ -14,14 +14,6 @@ from users_support import (Client, assert_created, assert_problem_response, asse
 pytestmark = requires_db
 
 
-@pytest.fixture(scope="module")
-def api(module_server):
-    srv = start_users_server(module_server)
-    c = Client(srv)
-    yield c
-    c.close()
-
-
 def key():
     return f"test-{uuid.uuid4()}"
 

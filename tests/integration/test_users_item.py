@@ -12,14 +12,6 @@ from users_support import (Client, assert_etag, assert_problem_response, assert_
 pytestmark = requires_db
 
 
-@pytest.fixture(scope="module")
-def api(module_server):
-    srv = start_users_server(module_server)
-    c = Client(srv)
-    yield c
-    c.close()
-
-
 @pytest.fixture
 def user(api):
     return api.create_user(name="Item Test")

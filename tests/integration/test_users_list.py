@@ -22,14 +22,6 @@ WALK_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
-def api(module_server):
-    srv = start_users_server(module_server)
-    c = Client(srv)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
 def some_users(api):
     """At least a few users exist, so a limit=1 page has a next cursor."""
     return api.create_users(3, prefix="list-seed")

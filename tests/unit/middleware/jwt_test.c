@@ -119,3 +119,15 @@ TEST(jwt_issuer_and_audience)
     CHECK_INT_EQ(verify(v, HS, "{\"aud\":\"api\"}", SECRET, &c), JWT_BAD_ISSUER);
     jwt_verifier_free(v);
 }
+
+TEST(jwt_claims_current_rechecks_time)
+{
+    jwt_verifier_t *v = verifier(NULL, NULL);
+    jwt_claims_t c;
+    CHECK_INT_EQ(verify(v, HS, "{\"sub\":\"u\",\"exp\":1800000100,\"nbf\":1799999990}", SECRET, &c), JWT_OK);
+    CHECK(jwt_claims_current(v, &c, NOW));
+    CHECK(jwt_claims_current(v, &c, 1800000104));  /* inside the 5 s leeway */
+    CHECK(!jwt_claims_current(v, &c, 1800000105)); /* expired since it was cached */
+    CHECK(!jwt_claims_current(v, &c, 1799999980)); /* before nbf - leeway */
+    jwt_verifier_free(v);
+}
