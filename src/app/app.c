@@ -416,6 +416,7 @@ out_server:
     db_cancel_stop();
     mw_auth_init(NULL);
     jwt_verifier_free(verifier);
+    cursor_clear_key();
     free(stmts);
     return rc;
 }

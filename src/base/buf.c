@@ -50,18 +50,13 @@ char *buf_reserve(buf_t *b, size_t n)
     return b->ptr + b->len;
 }
 
-void buf_append(buf_t *b, const void *p, size_t n)
+void buf_append_slow(buf_t *b, const void *p, size_t n)
 {
     char *dst = buf_reserve(b, n);
     if (dst != NULL && n > 0) {
         memcpy(dst, p, n);
         b->len += n;
     }
-}
-
-void buf_putc(buf_t *b, char c)
-{
-    buf_append(b, &c, 1);
 }
 
 void buf_printf(buf_t *b, const char *fmt, ...)

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <string.h>
+
 #include "base/str.h"
 
 typedef struct {
@@ -27,8 +29,29 @@ void buf_init(buf_t *b, size_t max);
 void buf_deinit(buf_t *b);
 /* Empties the buffer and clears the failed flag; keeps the memory. */
 void buf_reset(buf_t *b);
-void buf_append(buf_t *b, const void *p, size_t n);
-void buf_putc(buf_t *b, char c);
+void buf_append_slow(buf_t *b, const void *p, size_t n);
+
+/* Inline when it fits: responses are built from many small appends. */
+static inline void buf_append(buf_t *b, const void *p, size_t n)
+{
+    if (!b->failed && n <= b->cap - b->len) {
+        if (n > 0) {
+            memcpy(b->ptr + b->len, p, n);
+            b->len += n;
+        }
+        return;
+    }
+    buf_append_slow(b, p, n);
+}
+
+static inline void buf_putc(buf_t *b, char c)
+{
+    if (!b->failed && b->len < b->cap) {
+        b->ptr[b->len++] = c;
+        return;
+    }
+    buf_append_slow(b, &c, 1);
+}
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Makes room for n more bytes and returns where they go (NULL when failed). */
 char *buf_reserve(buf_t *b, size_t n);

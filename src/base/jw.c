@@ -105,6 +105,18 @@ static size_t utf8_seq_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+/* 1 for bytes that leave the fast path: controls, '"', '\\', non-ASCII */
+static const unsigned char special[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 void jw_escape(buf_t *b, str_t s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -113,7 +125,7 @@ void jw_escape(buf_t *b, str_t s)
     size_t run = 0; /* start of bytes that need no escaping */
     while (i < s.len) {
         unsigned char c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+        if (!special[c]) {
             i++;
             continue;
         }
@@ -153,6 +165,21 @@ void jw_key(jw_t *j, str_t key)
     jw_escape(j->b, key);
     buf_append(j->b, "\":", 2);
     j->after_key = true;
+}
+
+void jw_key_raw(jw_t *j, const char *quoted, size_t n)
+{
+    begin_value(j);
+    buf_append(j->b, quoted, n);
+    j->after_key = true;
+}
+
+void jw_str_plain(jw_t *j, str_t s)
+{
+    begin_value(j);
+    buf_putc(j->b, '"');
+    buf_append(j->b, s.ptr, s.len);
+    buf_putc(j->b, '"');
 }
 
 void jw_str(jw_t *j, str_t s)

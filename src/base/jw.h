@@ -37,6 +37,13 @@ void jw_int(jw_t *j, int64_t v);
 void jw_double(jw_t *j, double v, int decimals);
 void jw_bool(jw_t *j, bool v);
 void jw_null(jw_t *j);
+/* A key given already quoted with its colon; see JW_KEY. */
+void jw_key_raw(jw_t *j, const char *quoted, size_t n);
+/* A literal key, without escaping it at run time: JW_KEY(j, "id"). */
+#define JW_KEY(j, lit) jw_key_raw((j), "\"" lit "\":", sizeof("\"" lit "\":") - 1)
+/* A string value known to need no escaping (UUIDs, timestamps, digits). */
+void jw_str_plain(jw_t *j, str_t s);
+
 /* Appends already-encoded JSON (a value) as the next member. */
 void jw_raw(jw_t *j, str_t encoded);
 

@@ -25,6 +25,7 @@ struct jwt_verifier {
     char *issuer;
     char *audience;
     int64_t leeway_s;
+    EVP_MD *sha256; /* fetched once, not per verification */
 };
 
 static char *dup_or_null(const char *s)
@@ -50,6 +51,11 @@ jwt_verifier_t *jwt_verifier_new(const jwt_verifier_opts_t *opts)
     v->issuer = dup_or_null(opts->issuer);
     v->audience = dup_or_null(opts->audience);
     v->leeway_s = opts->leeway_s;
+    v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (v->sha256 == NULL) {
+        jwt_verifier_free(v);
+        return NULL;
+    }
     return v;
 }
 
@@ -64,6 +70,7 @@ void jwt_verifier_free(jwt_verifier_t *v)
     }
     free(v->issuer);
     free(v->audience);
+    EVP_MD_free(v->sha256);
     free(v);
 }
 
@@ -273,8 +280,8 @@ jwt_error_t jwt_verify(const jwt_verifier_t *v, str_t token, int64_t now_s, jwt_
     }
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
-    if (HMAC(EVP_sha256(), v->hs256_secret, (int)v->hs256_secret_len,
-             (const unsigned char *)signing_input.ptr, signing_input.len, mac, &maclen) == NULL) {
+    if (HMAC(v->sha256, v->hs256_secret, (int)v->hs256_secret_len, (const unsigned char *)signing_input.ptr,
+             signing_input.len, mac, &maclen) == NULL) {
         rc = JWT_BAD_SIGNATURE;
         goto out;
     }

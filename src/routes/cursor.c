@@ -16,10 +16,16 @@
 
 static unsigned char key[64];
 static size_t key_len;
+/* fetched once: HMAC(EVP_sha256(), ...) would look the digest up, under a
+   lock, on every call */
+static EVP_MD *sha256;
 
 int cursor_set_key(const char *k, size_t len)
 {
     if (len == 0) {
+        return ERR_INVAL;
+    }
+    if (sha256 == NULL && (sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
         return ERR_INVAL;
     }
     /* HMAC hashes keys longer than the block size anyway (RFC 2104). */
@@ -40,7 +46,7 @@ static void sign(const uint8_t *msg, size_t n, uint8_t *mac)
 {
     unsigned char full[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    HMAC(EVP_sha256(), key, (int)key_len, msg, n, full, &len);
+    HMAC(sha256, key, (int)key_len, msg, n, full, &len);
     memcpy(mac, full, MAC_LEN);
 }
 
@@ -67,4 +73,12 @@ int cursor_decode(str_t s, uuid_bytes_t *last_id)
     }
     memcpy(last_id->b, raw + 1, 16);
     return 0;
+}
+
+void cursor_clear_key(void)
+{
+    OPENSSL_cleanse(key, sizeof(key));
+    key_len = 0;
+    EVP_MD_free(sha256);
+    sha256 = NULL;
 }

@@ -20,6 +20,8 @@
 
 /* Sets the HMAC key (copied). Call once before workers start. */
 int cursor_set_key(const char *key, size_t len) __attribute__((warn_unused_result));
+/* Forgets the key (at shutdown). */
+void cursor_clear_key(void);
 /* Writes CURSOR_LEN characters to out. */
 void cursor_encode(const uuid_bytes_t *last_id, char *out);
 /* 0, or ERR_INVAL for anything not made by cursor_encode with this key. */

@@ -54,11 +54,16 @@ static void render_user(jw_t *j, const user_t *u)
     size_t cl = clock_format_rfc3339(u->created_us, created);
     size_t ul = clock_format_rfc3339(u->updated_us, updated);
     jw_obj_open(j);
-    jw_kv_str(j, "id", str_make(id, UUID_STR_LEN));
-    jw_kv_str(j, "email", u->email);
-    jw_kv_str(j, "name", u->name);
-    jw_kv_str(j, "createdAt", str_make(created, cl));
-    jw_kv_str(j, "updatedAt", str_make(updated, ul));
+    JW_KEY(j, "id");
+    jw_str_plain(j, str_make(id, UUID_STR_LEN));
+    JW_KEY(j, "email");
+    jw_str(j, u->email);
+    JW_KEY(j, "name");
+    jw_str(j, u->name);
+    JW_KEY(j, "createdAt");
+    jw_str_plain(j, str_make(created, cl));
+    JW_KEY(j, "updatedAt");
+    jw_str_plain(j, str_make(updated, ul));
     jw_obj_close(j);
 }
 
