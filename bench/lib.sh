@@ -23,6 +23,15 @@ bench_services() {
     "$ROOT/build/api" migrate >/dev/null
 }
 
+# bench_seed FROM TO: users with ids md5(n)::uuid (reproducible, so pgbench
+# can name them too), then VACUUM ANALYZE; writes all ids to $BENCH_TMP/ids.
+bench_seed() {
+    psql -q "$DATABASE_MIGRATION_URL" -c "INSERT INTO users (id, email, name)
+        SELECT md5(n::text)::uuid, 'u' || n || '@seed.example', 'User ' || n FROM generate_series($1, $2) n" >/dev/null
+    psql -q "$DATABASE_MIGRATION_URL" -c "VACUUM ANALYZE users" >/dev/null
+    psql -Atq "$DATABASE_MIGRATION_URL" -c "SELECT id FROM users" >"$BENCH_TMP/ids"
+}
+
 BENCH_JWT_SECRET=bench-secret-bench-secret-bench-secret-0
 export JWT_SECRET=$BENCH_JWT_SECRET
 export CURSOR_SECRET=bench-cursor-bench-cursor-bench-cursor-0

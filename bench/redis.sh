@@ -12,10 +12,7 @@ ROUNDS=${1:-3}
 SECS=${2:-10}
 N=10000
 bench_services
-psql -q "$DATABASE_MIGRATION_URL" -c "INSERT INTO users (id, email, name)
-    SELECT md5(n::text)::uuid, 'u' || n || '@seed.example', 'User ' || n FROM generate_series(1, $N) n" >/dev/null
-psql -q "$DATABASE_MIGRATION_URL" -c "VACUUM ANALYZE users" >/dev/null
-psql -Atq "$DATABASE_MIGRATION_URL" -c "SELECT id FROM users" >"$BENCH_TMP/ids"
+bench_seed 1 $N
 export BENCH_TOKEN IDS_FILE="$BENCH_TMP/ids"
 BENCH_TOKEN=$(bench_token)
 WRK=(-t2 -c64 "-d${SECS}s" --latency)

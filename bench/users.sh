@@ -16,10 +16,7 @@ PORT=3911
 N=10000
 
 bench_services
-psql -q "$DATABASE_MIGRATION_URL" -c "INSERT INTO users (id, email, name)
-    SELECT md5(n::text)::uuid, 'u' || n || '@seed.example', 'User ' || n FROM generate_series(1, $N) n" >/dev/null
-psql -q "$DATABASE_MIGRATION_URL" -c "VACUUM ANALYZE users" >/dev/null
-psql -Atq "$DATABASE_MIGRATION_URL" -c "SELECT id FROM users" >"$BENCH_TMP/ids"
+bench_seed 1 $N
 
 cat >"$BENCH_TMP/get.sql" <<SQL
 \set n random(1, $N)
@@ -67,9 +64,7 @@ explain_depth() {
     echo "  $rows rows: first page $first; last page $deep"
 }
 explain_depth $N
-psql -q "$DATABASE_MIGRATION_URL" -c "INSERT INTO users (id, email, name)
-    SELECT md5(n::text)::uuid, 'u' || n || '@seed.example', 'User ' || n FROM generate_series($N + 1, 1000000) n" >/dev/null
-psql -q "$DATABASE_MIGRATION_URL" -c "VACUUM ANALYZE users" >/dev/null
+bench_seed $((N + 1)) 1000000
 explain_depth 1000000
 # the same through the server: a signed cursor for the last page
 last=$(psql -Atq "$DATABASE_MIGRATION_URL" -c "SELECT id FROM users ORDER BY id DESC OFFSET 20 LIMIT 1")
