@@ -37,6 +37,12 @@ typedef enum { CONN_DOWN, CONN_CONNECTING, CONN_SETUP, CONN_READY } conn_state_t
 
 typedef struct conn conn_t;
 
+/* A FIFO of batches: a connection's in-flight pipeline, or the waiters. */
+typedef struct {
+    struct db_op *head, *tail;
+    unsigned n;
+} opq_t;
+
 struct db_op {
     db_op_t *next;
     db_pool_t *pool;
@@ -66,10 +72,9 @@ struct conn {
     int sock_src_fd; /* PQsocket() the h2o socket was made from */
     bool write_armed;
     PostgresPollingStatusType poll;
-    db_op_t *head, *tail;
+    opq_t fifo;      /* sent (and, from `unsent` on, queued) batches, in order */
     db_op_t *unsent; /* first op of the FIFO not yet handed to libpq */
-    unsigned nops;
-    bool tcp; /* the socket is TCP (corkable), not a Unix socket */
+    bool tcp;        /* the socket is TCP (corkable), not a Unix socket */
     unsigned backoff_ms;
     struct timer retry;   /* DOWN: when to reconnect */
     struct timer timeout; /* CONNECTING/SETUP: give up */
@@ -83,8 +88,7 @@ struct db_pool {
     char *conninfo;
     breaker_t breaker;
     unsigned ready;
-    db_op_t *wait_head, *wait_tail;
-    unsigned nwaiting;
+    opq_t waiters; /* batches waiting for a pipeline slot */
     /* Batches submitted during one loop turn are sent together at its end
        (a zero-length h2o timeout runs after the turn's I/O callbacks): one
        corked burst per connection wakes PostgreSQL once, not per request. */
@@ -281,28 +285,53 @@ static void close_socket(conn_t *c)
     c->write_armed = false;
 }
 
-static void fifo_push(conn_t *c, db_op_t *op)
+static void opq_push(opq_t *q, db_op_t *op)
 {
     op->next = NULL;
-    op->conn = c;
-    if (c->tail) {
-        c->tail->next = op;
+    if (q->tail) {
+        q->tail->next = op;
     } else {
-        c->head = op;
+        q->head = op;
     }
-    c->tail = op;
-    c->nops++;
+    q->tail = op;
+    q->n++;
 }
 
-static db_op_t *fifo_pop(conn_t *c)
+static db_op_t *opq_pop(opq_t *q)
 {
-    db_op_t *op = c->head;
-    c->head = op->next;
-    if (c->head == NULL) {
-        c->tail = NULL;
+    db_op_t *op = q->head;
+    q->head = op->next;
+    if (q->head == NULL) {
+        q->tail = NULL;
     }
-    c->nops--;
+    q->n--;
     return op;
+}
+
+/* Takes op out of q wherever it is. Returns whether it was there. */
+static bool opq_remove(opq_t *q, db_op_t *op)
+{
+    db_op_t **pp = &q->head;
+    db_op_t *prev = NULL;
+    while (*pp != NULL && *pp != op) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp == NULL) {
+        return false;
+    }
+    *pp = op->next;
+    if (q->tail == op) {
+        q->tail = prev;
+    }
+    q->n--;
+    return true;
+}
+
+static void fifo_push(conn_t *c, db_op_t *op)
+{
+    op->conn = c;
+    opq_push(&c->fifo, op);
 }
 
 static int send_op(conn_t *c, db_op_t *op)
@@ -545,9 +574,9 @@ static void conn_fail(conn_t *c, const char *why)
     close_socket(c);
     PQfinish(c->pg);
     c->pg = NULL;
-    db_op_t *list = c->head;
-    c->head = c->tail = c->unsent = NULL;
-    c->nops = 0;
+    db_op_t *list = c->fifo.head;
+    c->fifo = (opq_t){0};
+    c->unsent = NULL;
     breaker_failure(&p->breaker, clock_mono_ms());
 
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -572,9 +601,8 @@ static void conn_fail(conn_t *c, const char *why)
         }
     }
     if (p->ready == 0) {
-        db_op_t *w = p->wait_head;
-        p->wait_head = p->wait_tail = NULL;
-        p->nwaiting = 0;
+        db_op_t *w = p->waiters.head;
+        p->waiters = (opq_t){0};
         while (w != NULL) {
             db_op_t *op = w;
             w = op->next;
@@ -586,7 +614,7 @@ static void conn_fail(conn_t *c, const char *why)
 static void process_results(conn_t *c)
 {
     int nulls = 0;
-    while (c->head != NULL && c->head != c->unsent && c->state != CONN_DOWN && !PQisBusy(c->pg)) {
+    while (c->fifo.head != NULL && c->fifo.head != c->unsent && c->state != CONN_DOWN && !PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
             if (++nulls > 1) {
@@ -595,11 +623,11 @@ static void process_results(conn_t *c)
             continue; /* end of one statement's results */
         }
         nulls = 0;
-        db_op_t *op = c->head;
+        db_op_t *op = c->fifo.head;
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            fifo_pop(c);
+            opq_pop(&c->fifo);
             int err = 0;
             for (size_t i = 0; i < op->got; i++) {
                 ExecStatusType s = PQresultStatus(op->res[i]);
@@ -745,8 +773,8 @@ static conn_t *pick_conn(db_pool_t *p)
     conn_t *best = NULL;
     for (unsigned i = 0; i < p->opts.conns; i++) {
         conn_t *c = &p->conns[i];
-        if (c->state == CONN_READY && c->nops < p->opts.max_pipeline &&
-            (best == NULL || c->nops < best->nops)) {
+        if (c->state == CONN_READY && c->fifo.n < p->opts.max_pipeline &&
+            (best == NULL || c->fifo.n < best->fifo.n)) {
             best = c;
         }
     }
@@ -760,18 +788,12 @@ static void start_op(conn_t *c, db_op_t *op)
 
 static void pool_dispatch(db_pool_t *p)
 {
-    while (p->wait_head != NULL) {
+    while (p->waiters.head != NULL) {
         conn_t *c = pick_conn(p);
         if (c == NULL) {
             return;
         }
-        db_op_t *op = p->wait_head;
-        p->wait_head = op->next;
-        if (p->wait_head == NULL) {
-            p->wait_tail = NULL;
-        }
-        p->nwaiting--;
-        start_op(c, op);
+        start_op(c, opq_pop(&p->waiters));
     }
 }
 
@@ -795,7 +817,7 @@ int db_submit(db_pool_t *p, const db_query_t *qs, size_t n, uint64_t deadline_ms
         return ERR_UNAVAILABLE;
     }
     conn_t *c = pick_conn(p);
-    if (c == NULL && p->nwaiting >= p->opts.max_waiters) {
+    if (c == NULL && p->waiters.n >= p->opts.max_waiters) {
         return ERR_UNAVAILABLE;
     }
     db_op_t *op = op_new(p, qs, n);
@@ -806,14 +828,7 @@ int db_submit(db_pool_t *p, const db_query_t *qs, size_t n, uint64_t deadline_ms
     op->arg = arg;
     *out = op;
     if (c == NULL) {
-        op->next = NULL;
-        if (p->wait_tail) {
-            p->wait_tail->next = op;
-        } else {
-            p->wait_head = op;
-        }
-        p->wait_tail = op;
-        p->nwaiting++;
+        opq_push(&p->waiters, op);
         return 0;
     }
     queue_op(c, op); /* sent at the end of this loop turn */
@@ -825,18 +840,7 @@ void db_op_cancel(db_op_t *op)
     db_pool_t *p = op->pool;
     if (op->conn == NULL) {
         /* still waiting for a slot: just forget it */
-        db_op_t **pp = &p->wait_head;
-        db_op_t *prev = NULL;
-        while (*pp != NULL && *pp != op) {
-            prev = *pp;
-            pp = &(*pp)->next;
-        }
-        if (*pp == op) {
-            *pp = op->next;
-            if (p->wait_tail == op) {
-                p->wait_tail = prev;
-            }
-            p->nwaiting--;
+        if (opq_remove(&p->waiters, op)) {
             op_free(op);
             if (p->breaker.state == BREAKER_HALF_OPEN) {
                 p->breaker.probing = false; /* it may have been the probe */
@@ -847,32 +851,21 @@ void db_op_cancel(db_op_t *op)
     conn_t *c = op->conn;
     /* Not handed to libpq yet: take it out, PostgreSQL never sees it. */
     for (db_op_t *u = c->unsent; u != NULL; u = u->next) {
-        if (u != op) {
-            continue;
+        if (u == op) {
+            if (c->unsent == op) {
+                c->unsent = op->next;
+            }
+            (void)opq_remove(&c->fifo, op);
+            op_free(op);
+            return;
         }
-        db_op_t **pp = &c->head;
-        db_op_t *prev = NULL;
-        while (*pp != op) {
-            prev = *pp;
-            pp = &(*pp)->next;
-        }
-        *pp = op->next;
-        if (c->tail == op) {
-            c->tail = prev;
-        }
-        if (c->unsent == op) {
-            c->unsent = op->next;
-        }
-        c->nops--;
-        op_free(op);
-        return;
     }
     op->cancelled = true;
     op->cb = NULL;
     /* Only the batch at the head is running; cancelling for a queued one
        would kill somebody else's statement. A queued one still runs, bounded
        by statement_timeout, and its result is dropped. */
-    if (op->conn->head == op && op->conn->pg != NULL) {
+    if (op->conn->fifo.head == op && op->conn->pg != NULL) {
         post_cancel(op->conn);
     }
 }
@@ -934,8 +927,8 @@ void db_pool_free(db_pool_t *p)
         }
         c->state = CONN_DOWN;
         c->unsent = NULL;
-        while (c->head != NULL) {
-            db_op_t *op = fifo_pop(c);
+        while (c->fifo.head != NULL) {
+            db_op_t *op = opq_pop(&c->fifo);
             op->next = list;
             list = op;
         }
@@ -949,10 +942,8 @@ void db_pool_free(db_pool_t *p)
             op_complete(op, ERR_UNAVAILABLE);
         }
     }
-    while (p->wait_head != NULL) {
-        db_op_t *op = p->wait_head;
-        p->wait_head = op->next;
-        op_complete(op, ERR_UNAVAILABLE);
+    while (p->waiters.head != NULL) {
+        op_complete(opq_pop(&p->waiters), ERR_UNAVAILABLE);
     }
     free(p->conninfo);
     free(p);
@@ -966,8 +957,8 @@ bool db_pool_healthy(const db_pool_t *p)
 void db_pool_stats(const db_pool_t *p, db_pool_stats_t *out)
 {
     *out = (db_pool_stats_t){
-        .size = p->opts.conns, .ready = p->ready, .waiting = p->nwaiting, .breaker = p->breaker.state};
+        .size = p->opts.conns, .ready = p->ready, .waiting = p->waiters.n, .breaker = p->breaker.state};
     for (unsigned i = 0; i < p->opts.conns; i++) {
-        out->busy += p->conns[i].nops > 0;
+        out->busy += p->conns[i].fifo.n > 0;
     }
 }
