@@ -400,22 +400,25 @@ static void respond_rendered(http_ctx_t *ctx, user_req_t *r, int status)
     http_respond(ctx, status, STR("application/json"), buf_str(&r->rendered));
 }
 
-static void respond_user(http_ctx_t *ctx, int status, const user_t *u)
+/* A read: 200 with the user, or 304 when If-None-Match names its ETag. */
+static void respond_read(http_ctx_t *ctx, const user_t *u)
 {
     char etag[ETAG_MAX];
-    size_t en = format_etag(u->version, etag);
-    http_header_add(ctx, STR("etag"), str_make(etag, en));
-    if (status == 201) {
-        char loc[16 + UUID_STR_LEN];
-        memcpy(loc, "/v1/users/", 10);
-        uuid_format(&u->id, loc + 10);
-        http_header_add(ctx, STR("location"), str_make(loc, 10 + UUID_STR_LEN));
+    str_t tag = str_make(etag, format_etag(u->version, etag));
+    /* private: per-user data must not sit in shared caches; no-cache:
+       always revalidate, which the ETag makes a cheap 304 */
+    http_header_add(ctx, STR("cache-control"), STR("private, no-cache"));
+    http_header_add(ctx, STR("etag"), tag);
+    str_t inm = http_header_get(ctx, STR("if-none-match"));
+    if (inm.ptr != NULL && none_match_hits(inm, tag)) {
+        http_respond(ctx, 304, STR(""), STR(""));
+        return;
     }
     buf_t *b = http_scratch(ctx);
     jw_t j;
     jw_init(&j, b);
     render_user(&j, u);
-    http_respond_json(ctx, status, b);
+    http_respond_json(ctx, 200, b);
 }
 
 static void on_user_result(users_call_t *call, int err, const user_t *users, size_t n, bool has_more)
@@ -444,21 +447,9 @@ static void on_user_result(users_call_t *call, int err, const user_t *users, siz
     }
     user_req_free(r); /* call lives in r: users/limit were read above */
     switch (kind) {
-    case ANSWER_GET: {
-        char etag[ETAG_MAX];
-        size_t en = format_etag(users[0].version, etag);
-        /* private: per-user data must not sit in shared caches; no-cache:
-           always revalidate, which the ETag makes a cheap 304 */
-        http_header_add(ctx, STR("cache-control"), STR("private, no-cache"));
-        str_t inm = http_header_get(ctx, STR("if-none-match"));
-        if (inm.ptr != NULL && none_match_hits(inm, str_make(etag, en))) {
-            http_header_add(ctx, STR("etag"), str_make(etag, en));
-            http_respond(ctx, 304, STR(""), STR(""));
-            return;
-        }
-        respond_user(ctx, 200, &users[0]);
+    case ANSWER_GET:
+        respond_read(ctx, &users[0]);
         return;
-    }
     case ANSWER_DELETED:
         http_respond(ctx, 204, STR(""), STR(""));
         return;
