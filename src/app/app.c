@@ -257,8 +257,8 @@ int app_serve(const config_t *cfg)
         }
         app.use_redis = true;
         app.redis_opts.command_timeout_ms = cfg->redis_timeout_ms;
-        app.redis_opts.breaker_threshold = 5;
-        app.redis_opts.breaker_cooldown_ms = 1000;
+        app.redis_opts.breaker_threshold = (unsigned)cfg->breaker_failures;
+        app.redis_opts.breaker_cooldown_ms = (uint64_t)cfg->breaker_cooldown_ms;
         app.redis_opts.down_counter = cfg->redis_required ? &app.server.deps_down : NULL;
     }
     rl_opts_t rlo = {
@@ -288,13 +288,13 @@ int app_serve(const config_t *cfg)
     app.db_opts = (db_pool_opts_t){
         .conninfo = cfg->database_url,
         .conns = per_worker > 0 ? per_worker : 1,
-        .max_pipeline = 64,
-        .max_waiters = 1024,
+        .max_pipeline = (unsigned)cfg->db_pipeline_depth,
+        .max_waiters = (unsigned)cfg->db_max_waiters,
         .statement_timeout_ms = cfg->request_timeout_ms,
         .stmts = stmts,
         .nstmts = users_statements_count + idem_statements_count,
-        .breaker_threshold = 5,
-        .breaker_cooldown_ms = 1000,
+        .breaker_threshold = (unsigned)cfg->breaker_failures,
+        .breaker_cooldown_ms = (uint64_t)cfg->breaker_cooldown_ms,
     };
     jwt_verifier_opts_t jo = {
         .hs256_secret = cfg->jwt_secret,

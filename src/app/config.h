@@ -23,6 +23,10 @@ typedef struct {
     const char *database_url;
     const char *database_migration_url;
     int64_t db_pool_size;
+    int64_t db_pipeline_depth;
+    int64_t db_max_waiters;
+    int64_t breaker_failures;
+    int64_t breaker_cooldown_ms;
     const char *redis_url;
     bool redis_required;
     const char *jwt_secret;

@@ -426,6 +426,20 @@ static db_op_t *op_new(db_pool_t *p, const db_query_t *qs, size_t n)
     return op;
 }
 
+static db_op_t *internal_op(conn_t *c, size_t nq, db_cb cb)
+{
+    db_op_t *op = calloc(1, sizeof(*op));
+    if (op != NULL) {
+        *op = (db_op_t){.pool = c->pool, .internal = true, .nq = nq, .cb = cb, .arg = c};
+    }
+    return op;
+}
+
+/*
+ * Set-up: one batch of session settings, then one batch per prepared
+ * statement, each closed by its own Sync. They complete in order, so the
+ * last one's completion (on_setup_done) makes the connection READY.
+ */
 static void conn_start_setup(conn_t *c)
 {
     db_pool_t *p = c->pool;
@@ -433,55 +447,34 @@ static void conn_start_setup(conn_t *c)
         conn_fail(c, PQerrorMessage(c->pg));
         return;
     }
-    /* Set-up batch: session settings, then every prepared statement. */
-    size_t n = 0;
-    db_op_t *op = calloc(1, sizeof(*op));
-    if (op == NULL) {
-        conn_fail(c, "out of memory");
-        return;
-    }
-    op->pool = p;
-    op->internal = true;
-    op->cb = on_setup_done;
-    op->arg = c;
-    char timeout_sql[64]; /* sent (copied by libpq) before this returns */
+    c->state = CONN_SETUP;
+    char timeout_sql[64]; /* copied by libpq before send_op returns */
     snprintf(timeout_sql, sizeof(timeout_sql), "SET statement_timeout = %lld",
              (long long)p->opts.statement_timeout_ms);
-    op->q[n].stmt = "";
-    op->q[n++].values[0] = timeout_sql;
-    /* LIMIT $n would otherwise be re-planned on every execution */
-    op->q[n].stmt = "";
-    op->q[n++].values[0] = "SET plan_cache_mode = force_generic_plan";
-    op->nq = n;
-    c->state = CONN_SETUP;
-    fifo_push(c, op);
-    int rc = send_op(c, op);
-    for (size_t i = 0; rc == 0 && i < p->opts.nstmts; i++) {
-        if (!PQsendPrepare(c->pg, p->opts.stmts[i].name, p->opts.stmts[i].sql, 0, NULL) ||
-            !PQpipelineSync(c->pg)) {
-            rc = ERR_IO;
-        }
-    }
-    if (rc != 0) {
-        conn_fail(c, PQerrorMessage(c->pg));
-        return;
-    }
-    /* each prepare is its own sync: a batch with one statement */
-    for (size_t i = 0; i < p->opts.nstmts; i++) {
-        db_op_t *prep = calloc(1, sizeof(*prep));
-        if (prep == NULL) {
+    size_t nbatches = 1 + p->opts.nstmts;
+    for (size_t i = 0; i < nbatches; i++) {
+        db_op_t *op = internal_op(c, i == 0 ? 2 : 1, i + 1 == nbatches ? on_setup_done : NULL);
+        if (op == NULL) {
             conn_fail(c, "out of memory");
             return;
         }
-        prep->pool = p;
-        prep->internal = true;
-        prep->nq = 1;
-        prep->cb = i + 1 == p->opts.nstmts ? on_setup_done : NULL;
-        prep->arg = c;
-        fifo_push(c, prep);
-    }
-    if (p->opts.nstmts > 0) {
-        op->cb = NULL; /* the last prepare's completion marks the conn ready */
+        fifo_push(c, op);
+        bool ok;
+        if (i == 0) {
+            op->q[0].stmt = "";
+            op->q[0].values[0] = timeout_sql;
+            /* LIMIT $n would otherwise be re-planned on every execution */
+            op->q[1].stmt = "";
+            op->q[1].values[0] = "SET plan_cache_mode = force_generic_plan";
+            ok = send_op(c, op) == 0;
+        } else {
+            const db_stmt_t *st = &p->opts.stmts[i - 1];
+            ok = PQsendPrepare(c->pg, st->name, st->sql, 0, NULL) && PQpipelineSync(c->pg);
+        }
+        if (!ok) {
+            conn_fail(c, PQerrorMessage(c->pg));
+            return;
+        }
     }
     conn_flush(c);
 }
@@ -956,8 +949,11 @@ bool db_pool_healthy(const db_pool_t *p)
 
 void db_pool_stats(const db_pool_t *p, db_pool_stats_t *out)
 {
-    *out = (db_pool_stats_t){
-        .size = p->opts.conns, .ready = p->ready, .waiting = p->waiters.n, .breaker = p->breaker.state};
+    *out = (db_pool_stats_t){.size = p->opts.conns,
+                             .ready = p->ready,
+                             .waiting = p->waiters.n,
+                             .max_waiters = p->opts.max_waiters,
+                             .breaker = p->breaker.state};
     for (unsigned i = 0; i < p->opts.conns; i++) {
         out->busy += p->conns[i].fifo.n > 0;
     }

@@ -85,6 +85,7 @@ typedef struct {
     unsigned ready;
     unsigned busy; /* connections with work in flight */
     unsigned waiting;
+    unsigned max_waiters;
     breaker_state_t breaker;
 } db_pool_stats_t;
 

@@ -177,3 +177,32 @@ def test_short_sleep_within_deadline_succeeds(srv):
     r = get(srv.port, f"/debug/sleep?ms={TIMEOUT_MS // 5}")
     assert r.status == 200, r
     assert r.json() == {"slept_ms": TIMEOUT_MS // 5}
+
+
+# ---- readiness while close to shedding load -------------------------------
+
+def test_readiness_503_while_overloaded(server):
+    """With 9 of MAX_INFLIGHT=10 requests in progress on the only worker,
+    readiness says 503 overloaded; once they finish it is 200 again."""
+    from harness import Background
+
+    s = server(env={"WORKERS": "1", "MAX_INFLIGHT": "10", "API_DEBUG_ROUTES": "1",
+                    "REQUEST_TIMEOUT_MS": "10000"})
+    s.wait_readiness()
+    held = [Background(lambda: get(s.port, "/debug/sleep?ms=1500", timeout=10)) for _ in range(9)]
+    deadline = time.monotonic() + 1.2
+    status = None
+    while time.monotonic() < deadline:
+        r = get(s.port, "/health/ready")
+        status = r.status
+        if status == 503:
+            body = assert_problem(r, 503)
+            assert body["type"].endswith("/overloaded"), body
+            assert r.header("retry-after"), r
+            break
+        time.sleep(0.05)
+    assert status == 503, f"readiness stayed {status} with 9 of 10 slots in use"
+    for h in held:
+        h.join(10)
+        assert h.error is None and h.result.status == 200, (h.error, h.result)
+    s.wait_readiness(timeout=5)
