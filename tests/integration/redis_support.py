@@ -31,7 +31,7 @@ import requests
 from harness import LOOPBACK, RawConn, build_request
 from users_support import (DATABASE_ADMIN_URL, DATABASE_URL, SERVICES_DIR, admin_connect,
                            app_conninfo, bearer, describe, services, start_users_server,
-                           wait_ready_200)
+                           wait_ready_200, wait_until)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_PORT = os.environ.get("REDIS_PORT", "")
@@ -64,16 +64,6 @@ def idem_key(prefix="k"):
 
 def fresh_sub(prefix="rl"):
     return f"{prefix}-{uuid.uuid4()}"
-
-
-def wait_until(predicate, timeout, interval=0.1):
-    """The first truthy value of predicate(), or its last value at timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 # ---- rate-limit headers -------------------------------------------------------

@@ -12,7 +12,8 @@ import time
 
 from users_support import (Client, admin_connect, app_conninfo, assert_json_response,
                            assert_page, assert_problem_response, assert_user, describe,
-                           requires_services, services, start_users_server, strip_private)
+                           requires_services, services, start_users_server, strip_private,
+                           wait_until)
 
 pytestmark = requires_services
 
@@ -50,15 +51,6 @@ def busy_backends(admin, role):
     time.sleep(0.3)
     second = {(pid, qs): (st, q) for pid, st, _, qs, q in app_backends(admin, role) if st != "idle"}
     return [(k, v) for k, v in second.items() if k in first]
-
-
-def wait_until(predicate, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def test_deadline_answers_in_time_and_cancels_the_query(server):

@@ -77,6 +77,16 @@ def users_env(**overrides):
     return env
 
 
+def wait_until(predicate, timeout, interval=0.1):
+    """The first truthy value of predicate(), or its last value at timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
 def start_users_server(factory, wait_ready=True, **env_overrides):
     """Starts a server with users_env(**env_overrides) through a conftest
     factory (`server` or `module_server`) and, like a load balancer, sends it
