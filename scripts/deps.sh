@@ -22,6 +22,7 @@ PACKAGES=(
   python3-requests
   python3-psycopg
   python3-jsonschema
+  python3-h2
   curl
   wrk
   prometheus      # for promtool

@@ -76,17 +76,19 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (cfg.jwt_secret_is_default) {
-        log_warn("JWT_SECRET is not set: using the development key; never do this in production");
-    }
-    if (cfg.cursor_secret_is_default) {
-        log_warn("CURSOR_SECRET is not set: using the development key; never do this in production");
-    }
+    /* serve: from here a SIGTERM is taken by app_serve's sigwait, however
+       early it comes (see app_block_signals) */
     sigset_t signals;
     if (app_block_signals(&signals) != 0) {
         fprintf(stderr, "api: cannot block the termination signals\n");
         rc = 1;
         goto out;
+    }
+    if (cfg.jwt_secret_is_default) {
+        log_warn("JWT_SECRET is not set: using the development key; never do this in production");
+    }
+    if (cfg.cursor_secret_is_default) {
+        log_warn("CURSOR_SECRET is not set: using the development key; never do this in production");
     }
     if (log_start() != 0) {
         fprintf(stderr, "api: cannot start the log writer thread\n");
