@@ -10,12 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/auth.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "db/pool.h"
 #include "http/server.h"
-#include "middleware/auth.h"
-#include "middleware/jwt.h"
 #include "middleware/idempotency.h"
 #include "middleware/ratelimit.h"
 #include "redis/client.h"
@@ -296,31 +295,28 @@ int app_serve(const config_t *cfg)
         .breaker_threshold = (unsigned)cfg->breaker_failures,
         .breaker_cooldown_ms = (uint64_t)cfg->breaker_cooldown_ms,
     };
-    jwt_verifier_opts_t jo = {
-        .hs256_secret = cfg->jwt_secret,
-        .hs256_secret_len = strlen(cfg->jwt_secret),
-        .issuer = cfg->jwt_issuer,
-        .audience = cfg->jwt_audience,
-        .leeway_s = 5,
-    };
-    jwt_verifier_t *verifier = jwt_verifier_new(&jo);
-    if (verifier == NULL || cursor_set_key(cfg->cursor_secret, strlen(cfg->cursor_secret)) != 0) {
-        log_fatal("cannot set up token and cursor keys");
-        jwt_verifier_free(verifier);
+    if (cursor_set_key(cfg->cursor_secret, strlen(cfg->cursor_secret)) != 0) {
+        log_fatal("cannot set up the cursor key");
         free(stmts);
         return 1;
     }
-    mw_auth_init(verifier);
+    /* After the signal mask: the JWKS fetch thread inherits it. */
+    if (app_auth_start(cfg, err, sizeof(err)) != 0) {
+        log_fatal("%s", err);
+        cursor_clear_key();
+        free(stmts);
+        return 2;
+    }
     if (db_cancel_start() != 0) {
         log_fatal("cannot start the database cancel thread");
-        jwt_verifier_free(verifier);
+        app_auth_stop();
         free(stmts);
         return 1;
     }
     if (http_server_init(&app.server, &opts, routes_table, routes_count, mw_run) != 0) {
         log_fatal("cannot build the router");
         db_cancel_stop();
-        jwt_verifier_free(verifier);
+        app_auth_stop();
         free(stmts);
         return 1;
     }
@@ -414,8 +410,7 @@ out_workers:
 out_server:
     http_server_deinit(&app.server);
     db_cancel_stop();
-    mw_auth_init(NULL);
-    jwt_verifier_free(verifier);
+    app_auth_stop();
     cursor_clear_key();
     free(stmts);
     return rc;

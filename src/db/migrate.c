@@ -1,5 +1,6 @@
 /* migrate: lock, create the ledger, apply what is missing, grant, unlock. */
 #include "db/migrate.h"
+#include "db/conninfo.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -169,7 +170,9 @@ int db_migrate(const char *owner_conninfo, const char *app_conninfo, char *err, 
     int rc = ERR_IO;
     PGconn *c = PQconnectdb(owner_conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot connect with DATABASE_MIGRATION_URL: %s", PQerrorMessage(c));
+        char why[256];
+        db_conninfo_redact(owner_conninfo, PQerrorMessage(c), why, sizeof(why));
+        snprintf(err, errlen, "cannot connect with DATABASE_MIGRATION_URL: %s", why);
         PQfinish(c);
         return ERR_IO;
     }

@@ -1,6 +1,8 @@
 /* auth: Bearer token extraction, verification and scope checks. */
 #include "middleware/auth.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 
 #include "base/clock.h"
@@ -11,28 +13,29 @@ static const jwt_verifier_t *verifier;
 /*
  * Verified tokens, per worker thread: a client sends the same token on
  * every request, and verifying it (base64, two JSON parses, an HMAC or a
- * signature) is most of this step's cost. Entries are keyed by the whole
- * token (compared byte for byte, so a collision can only miss), hold the
- * verified claims, and are re-checked for exp/nbf on every use. Only
- * tokens that verified are cached. Direct-mapped: a busy slot is replaced.
+ * signature) is most of this step's cost. Entries are keyed by the SHA-256
+ * of the whole token and compared in constant time (CRYPTO_memcmp), so the
+ * time a lookup takes says nothing about how much of a cached token a
+ * guess got right; a collision would need a second preimage. Entries hold
+ * the verified claims and are re-checked on every use (exp/nbf, and the key
+ * set they verified under: a key that left the JWKS takes its tokens with
+ * it). Only tokens that verified are cached. Direct-mapped: a busy slot is
+ * replaced.
  */
 #define TOKEN_CACHE_SLOTS 64
-#define TOKEN_CACHE_MAX   1024
 
 typedef struct {
-    uint16_t len; /* 0: empty */
-    char token[TOKEN_CACHE_MAX];
+    bool used;
+    uint8_t hash[SHA256_DIGEST_LENGTH];
     jwt_claims_t claims;
 } cached_token_t;
 
 static _Thread_local cached_token_t token_cache[TOKEN_CACHE_SLOTS];
 
-static cached_token_t *cache_slot(str_t token)
+static cached_token_t *cache_slot(const uint8_t *hash)
 {
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (size_t i = 0; i < token.len; i++) {
-        h = (h ^ (unsigned char)token.ptr[i]) * UINT64_C(1099511628211);
-    }
+    uint32_t h;
+    memcpy(&h, hash, sizeof(h));
     return &token_cache[h % TOKEN_CACHE_SLOTS];
 }
 
@@ -65,8 +68,10 @@ mw_result_t mw_authn_run(http_ctx_t *ctx)
     }
     int64_t now = clock_wall_us() / 1000000;
     const jwt_claims_t *claims;
-    cached_token_t *slot = token.len <= TOKEN_CACHE_MAX ? cache_slot(token) : NULL;
-    if (slot != NULL && slot->len == token.len && memcmp(slot->token, token.ptr, token.len) == 0 &&
+    uint8_t hash[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token.ptr, token.len, hash);
+    cached_token_t *slot = cache_slot(hash);
+    if (slot->used && CRYPTO_memcmp(slot->hash, hash, sizeof(hash)) == 0 &&
         jwt_claims_current(verifier, &slot->claims, now)) {
         claims = &slot->claims; /* copied below: another request may reuse the slot */
     } else {
@@ -76,11 +81,9 @@ mw_result_t mw_authn_run(http_ctx_t *ctx)
             ctx->auth_error = (int)e;
             return MW_NEXT;
         }
-        if (slot != NULL) {
-            slot->len = (uint16_t)token.len;
-            memcpy(slot->token, token.ptr, token.len);
-            slot->claims = *fresh;
-        }
+        slot->used = true;
+        memcpy(slot->hash, hash, sizeof(hash));
+        slot->claims = *fresh;
         claims = fresh;
     }
     ctx->authenticated = true;
