@@ -13,7 +13,7 @@
 
 #include "base/err.h"
 #include "base/str.h"
-#include "db/conninfo.h"
+#include "db/secret.h"
 #include "base/banned.h"
 
 typedef enum { T_STR, T_INT, T_BOOL, T_LEVEL } vtype_t;
@@ -300,8 +300,8 @@ int config_load(config_t *c, config_getenv_fn getenv_fn, int argc, char **argv, 
         snprintf(err, errlen, "invalid environment variable HOST: empty");
         return ERR_INVAL;
     }
-    if (db_conninfo_check("DATABASE_URL", c->database_url, err, errlen) != 0 ||
-        db_conninfo_check("DATABASE_MIGRATION_URL", c->database_migration_url, err, errlen) != 0) {
+    if (db_secret_check("DATABASE_URL", c->database_url, err, errlen) != 0 ||
+        db_secret_check("DATABASE_MIGRATION_URL", c->database_migration_url, err, errlen) != 0) {
         return ERR_INVAL;
     }
     if (is_empty(c->jwt_jwks_file)) {

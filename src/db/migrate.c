@@ -1,6 +1,6 @@
 /* migrate: lock, create the ledger, apply what is missing, grant, unlock. */
 #include "db/migrate.h"
-#include "db/conninfo.h"
+#include "db/secret.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -193,7 +193,7 @@ int db_migrate(const char *owner_conninfo, const char *app_conninfo, char *err, 
     PGconn *c = PQconnectdb(owner_conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
         char why[256];
-        db_conninfo_redact(owner_conninfo, PQerrorMessage(c), why, sizeof(why));
+        db_secret_redact(owner_conninfo, PQerrorMessage(c), why, sizeof(why));
         snprintf(err, errlen, "cannot connect with DATABASE_MIGRATION_URL: %s", why);
         PQfinish(c);
         return ERR_IO;

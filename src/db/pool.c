@@ -11,7 +11,7 @@
  * statement, one result then NULL, then PGRES_PIPELINE_SYNC.
  */
 #include "db/pool.h"
-#include "db/conninfo.h"
+#include "db/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -552,7 +552,7 @@ static void conn_fail(conn_t *c, const char *why)
     if (!c->logged_down) {
         /* one line per outage, not one per retry */
         char msg[256];
-        db_conninfo_redact(p->conninfo, why, msg, sizeof(msg)); /* libpq may echo the conninfo */
+        db_secret_redact(p->conninfo, why, msg, sizeof(msg)); /* libpq may echo the conninfo */
         log_warn("db worker %u conn %u: connection lost or refused: %s", p->opts.worker_id, c->idx, msg);
         c->logged_down = true;
     }

@@ -1,5 +1,5 @@
-/* conninfo: parse checks and password redaction for libpq messages. */
-#include "db/conninfo.h"
+/* secret: parse checks and password redaction for libpq messages. */
+#include "db/secret.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@ static size_t trimmed_len(const char *s)
     return n;
 }
 
-int db_conninfo_check(const char *name, const char *conninfo, char *err, size_t errlen)
+int db_secret_check(const char *name, const char *conninfo, char *err, size_t errlen)
 {
     char *msg = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
@@ -37,7 +37,7 @@ int db_conninfo_check(const char *name, const char *conninfo, char *err, size_t 
     return ERR_INVAL;
 }
 
-const char *db_conninfo_redact(const char *conninfo, const char *msg, char *out, size_t outlen)
+const char *db_secret_redact(const char *conninfo, const char *msg, char *out, size_t outlen)
 {
     str_t m = str_make(msg ? msg : "", msg ? trimmed_len(msg) : 0);
     PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
