@@ -25,6 +25,9 @@ typedef struct {
     int64_t db_pool_size;
     int64_t db_pipeline_depth;
     int64_t db_max_waiters;
+    bool db_prepared;
+    int64_t db_heartbeat_ms;
+    int64_t db_stall_ms;
     int64_t breaker_failures;
     int64_t breaker_cooldown_ms;
     const char *redis_url;
@@ -52,6 +55,7 @@ typedef struct {
     int64_t shutdown_grace_ms;
     int64_t shutdown_delay_ms;
     int64_t header_timeout_ms;
+    int64_t write_timeout_ms;
     int64_t max_body_bytes;
     int64_t max_header_bytes;
     int64_t max_connections;

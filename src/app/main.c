@@ -87,12 +87,18 @@ int main(int argc, char **argv)
     if (cfg.cursor_secret_is_default) {
         log_warn("CURSOR_SECRET is not set: using the development key; never do this in production");
     }
+    sigset_t signals;
+    if (app_block_signals(&signals) != 0) {
+        fprintf(stderr, "api: cannot block the termination signals\n");
+        rc = 1;
+        goto out;
+    }
     if (log_start() != 0) {
         fprintf(stderr, "api: cannot start the log writer thread\n");
         rc = 1;
         goto out;
     }
-    rc = app_serve(&cfg);
+    rc = app_serve(&cfg, &signals);
     log_stop();
 out:
     free(rest);

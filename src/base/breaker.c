@@ -37,15 +37,21 @@ void breaker_success(breaker_t *b)
     b->state = BREAKER_CLOSED;
 }
 
+void breaker_trip(breaker_t *b, uint64_t now_ms)
+{
+    if (b->state != BREAKER_OPEN) {
+        b->opened_total++;
+    }
+    b->probing = false;
+    b->state = BREAKER_OPEN;
+    b->open_until_ms = now_ms + b->cooldown_ms;
+    b->failures = 0;
+}
+
 void breaker_failure(breaker_t *b, uint64_t now_ms)
 {
     b->probing = false;
     if (b->state == BREAKER_HALF_OPEN || ++b->failures >= b->threshold) {
-        if (b->state != BREAKER_OPEN) {
-            b->opened_total++;
-        }
-        b->state = BREAKER_OPEN;
-        b->open_until_ms = now_ms + b->cooldown_ms;
-        b->failures = 0;
+        breaker_trip(b, now_ms);
     }
 }

@@ -29,5 +29,8 @@ void breaker_init(breaker_t *b, unsigned threshold, uint64_t cooldown_ms);
 bool breaker_allow(breaker_t *b, uint64_t now_ms);
 void breaker_success(breaker_t *b);
 void breaker_failure(breaker_t *b, uint64_t now_ms);
+/* Opens it now, whatever the count: a failure that is evidence enough on
+   its own (a dependency that stopped answering altogether). */
+void breaker_trip(breaker_t *b, uint64_t now_ms);
 
 #endif

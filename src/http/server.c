@@ -11,8 +11,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <h2o/http2.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +29,9 @@
 #define SCRATCH_MAX      (8u * 1024 * 1024)
 #define LISTEN_BACKLOG   4096
 #define ACCEPTS_PER_WAKE 64
+/* Out of file descriptors: accepting again after this long. The listener
+   is level-triggered, so retrying at once would spin on EMFILE. */
+#define ACCEPT_BACKOFF_MS 100
 
 /* Set while http_respond() is inside h2o: tells the problem filter that the
    response is ours and already well formed. */
@@ -76,6 +82,8 @@ static void add_security_headers(h2o_req_t *req, int status)
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-store"), 1);
     }
 }
+
+static void on_write_timeout(struct timer *t);
 
 void http_header_add(http_ctx_t *ctx, str_t name, str_t value)
 {
@@ -137,7 +145,13 @@ void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
     ctx->responded = true;
     ctx->status = status;
     ctx->bytes = body.len;
-    timer_cancel(&w->timers, &ctx->deadline);
+    /* From here the same timer bounds how long the client may take to read
+       the answer: one that never reads would hold its slot for ever. */
+    ctx->deadline.cb = on_write_timeout;
+    if (timer_arm(&w->timers, &ctx->deadline, clock_mono_ms() + (uint64_t)w->server->opts.write_timeout_ms) !=
+        0) {
+        timer_cancel(&w->timers, &ctx->deadline);
+    }
 
     req->res.status = status;
     req->res.reason = http_status_reason(status);
@@ -262,6 +276,25 @@ static void on_ctx_dispose(void *p)
     ctx->req = NULL;
 }
 
+/* The client has not taken its answer in WRITE_TIMEOUT_MS: close the
+   connection under h2o (its pending write fails and it cleans up), which
+   frees the request. On HTTP/2 that ends the connection's other streams
+   too: a client that does not read its socket stalls them all anyway. */
+static void on_write_timeout(struct timer *t)
+{
+    http_ctx_t *ctx = t->data;
+    if (ctx->req == NULL) {
+        return;
+    }
+    h2o_socket_t *sock = ctx->req->conn->callbacks->get_socket(ctx->req->conn);
+    if (sock != NULL) {
+        log_info("request %.*s: the client did not read its response within %lld ms; closing the connection",
+                 (int)ctx->request_id.len, ctx->request_id.ptr,
+                 (long long)ctx->w->server->opts.write_timeout_ms);
+        (void)shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+    }
+}
+
 static void on_deadline(struct timer *t)
 {
     http_ctx_t *ctx = t->data;
@@ -323,6 +356,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     } else {
         http_reqid_generate(ctx->request_id_buf);
         ctx->request_id = str_make(ctx->request_id_buf, HTTP_REQID_GEN_LEN);
+    }
+
+    if (w->stopping) {
+        http_respond_error(ctx, 503, "shutting-down",
+                           "the server is shutting down; retry on another instance");
+        return 0;
     }
 
     ctx->method = http_method_parse(str_make(req->method.base, req->method.len));
@@ -528,14 +567,59 @@ int http_listen(const char *host, int port, int *fd_out, char *err, size_t errle
     return 0;
 }
 
+/* ---- connections ----
+ *
+ * Every accepted socket gets a record on its worker's list, removed when the
+ * socket closes. During shutdown that list answers "is anything still in
+ * flight?" without h2o's private structures: HTTP/1 keeps a request's bytes
+ * in the socket's input buffer from the first byte until its response has
+ * been written (h2o 2.2.5 lib/http1.c consumes them in on_send_complete),
+ * so a non-empty buffer - or bytes still in the kernel - means a request in
+ * flight. HTTP/2 streams are enumerated with h2o's public foreach_request
+ * (every open stream has a request, also while it still receives DATA).
+ */
+
+typedef struct {
+    h2o_linklist_t link; /* in w->connections */
+    http_worker_t *w;
+    h2o_socket_t *sock;
+    bool h2_streams; /* an HTTP/2 connection with open streams (h2_scan) */
+} http_conn_t;
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+/* Accepts again, unless at MAX_CONNECTIONS or backing off after EMFILE.
+   (h2o_socket_read_start sets the callback: it must be on_accept.) */
+static void accept_maybe_resume(http_worker_t *w)
+{
+    if (w->listener != NULL && w->listener_paused && !w->accept_backoff &&
+        w->conns < (uint64_t)w->server->opts.max_connections) {
+        w->listener_paused = false;
+        h2o_socket_read_start(w->listener, on_accept);
+    }
+}
+
 static void on_conn_close(void *data)
 {
-    http_worker_t *w = data;
+    http_conn_t *c = data;
+    http_worker_t *w = c->w;
+    h2o_linklist_unlink(&c->link);
+    free(c);
     w->conns--;
-    if (w->listener_paused && w->listener != NULL && w->conns < (uint64_t)w->server->opts.max_connections) {
-        w->listener_paused = false;
-        h2o_socket_read_start(w->listener, NULL);
-    }
+    accept_maybe_resume(w);
+}
+
+static void on_accept_resume(struct timer *t)
+{
+    http_worker_t *w = t->data;
+    w->accept_backoff = false;
+    accept_maybe_resume(w);
+}
+
+static void pause_accepting(http_worker_t *w)
+{
+    h2o_socket_read_stop(w->listener);
+    w->listener_paused = true;
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -548,17 +632,34 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         if (w->conns >= (uint64_t)w->server->opts.max_connections) {
             /* Leave the rest in the kernel backlog (and to other workers)
                until a connection closes. */
-            h2o_socket_read_stop(listener);
-            w->listener_paused = true;
+            pause_accepting(w);
             return;
         }
+        http_conn_t *c = malloc(sizeof(*c));
+        if (c == NULL) {
+            return;
+        }
+        errno = 0;
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL) {
+            int e = errno;
+            free(c);
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                if (!w->accept_backoff) {
+                    log_warn("worker %u: cannot accept (%s) with %llu connections open; pausing %d ms", w->id,
+                             strerror(e), (unsigned long long)w->conns, ACCEPT_BACKOFF_MS);
+                }
+                pause_accepting(w);
+                w->accept_backoff =
+                    timer_arm(&w->timers, &w->accept_resume, clock_mono_ms() + ACCEPT_BACKOFF_MS) == 0;
+            }
             return;
         }
+        *c = (http_conn_t){.w = w, .sock = sock};
+        h2o_linklist_insert(&w->connections, &c->link);
         w->conns++;
         sock->on_close.cb = on_conn_close;
-        sock->on_close.data = w;
+        sock->on_close.data = c;
         h2o_accept(&w->accept, sock);
     }
 }
@@ -570,7 +671,9 @@ int http_worker_init(http_worker_t *w, http_server_t *s, unsigned id, int listen
     w->accept.ctx = &w->h2o;
     w->accept.hosts = s->h2o.hosts;
     timer_heap_init(&w->timers);
+    timer_init(&w->accept_resume, on_accept_resume, w);
     h2o_linklist_init_anchor(&w->requests);
+    h2o_linklist_init_anchor(&w->connections);
     buf_init(&w->scratch, SCRATCH_MAX);
     w->listener = h2o_evloop_socket_create(w->h2o.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
@@ -595,6 +698,7 @@ void http_worker_stop_accepting(http_worker_t *w)
     if (!w->listener_paused) {
         on_accept(w->listener, NULL);
     }
+    timer_cancel(&w->timers, &w->accept_resume);
     h2o_socket_read_stop(w->listener);
     h2o_socket_close(w->listener);
     w->listener = NULL;
@@ -603,25 +707,117 @@ void http_worker_stop_accepting(http_worker_t *w)
 void http_worker_request_shutdown(http_worker_t *w)
 {
     h2o_context_request_shutdown(&w->h2o);
+    /* What HTTP/2 does next (lib/http2/connection.c): one second after the
+       first GOAWAY it sends the final one, and from then on drops DATA
+       frames and closes a connection as soon as no stream is sending its
+       response - cutting off uploads and requests still being handled.
+       http_worker_close_idle() holds that step back while streams are
+       open; this is the callback it will run then. */
+    w->h2_goaway_cb = w->h2o.http2._graceful_shutdown_timeout.cb;
+}
+
+static int mark_stream(h2o_req_t *req, void *data)
+{
+    size_t *n = data;
+    (*n)++;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock != NULL && sock->on_close.cb == on_conn_close) {
+        ((http_conn_t *)sock->on_close.data)->h2_streams = true;
+    }
+    return 0;
+}
+
+/* Marks the connections that carry HTTP/2 streams; returns how many
+   streams are open on this worker. */
+static size_t h2_scan(http_worker_t *w)
+{
+    for (h2o_linklist_t *n = w->connections.next; n != &w->connections; n = n->next) {
+        H2O_STRUCT_FROM_MEMBER(http_conn_t, link, n)->h2_streams = false;
+    }
+    size_t streams = 0;
+    H2O_HTTP2_CALLBACKS.foreach_request(&w->h2o, mark_stream, &streams);
+    return streams;
+}
+
+/* A connection with bytes of a request received (by h2o, or still in the
+   kernel) that has not been answered. An HTTP/2 connection without streams
+   looks idle here too, and is: closing it loses nothing. */
+static bool conn_busy(const http_conn_t *c)
+{
+    if (c->h2_streams || (c->sock->input != NULL && c->sock->input->size > 0)) {
+        return true;
+    }
+    int queued = 0;
+    return ioctl(h2o_socket_get_fd(c->sock), FIONREAD, &queued) == 0 && queued > 0;
+}
+
+bool http_worker_busy(http_worker_t *w)
+{
+    size_t streams = h2_scan(w);
+    /* HTTP/2: the first GOAWAY is out; the final one waits until no stream
+       is open. */
+    h2o_timeout_entry_t *e = &w->h2o.http2._graceful_shutdown_timeout;
+    if (w->h2_goaway_cb != NULL && e->cb == w->h2_goaway_cb) {
+        if (streams > 0) {
+            if (h2o_timeout_is_linked(e)) {
+                h2o_timeout_unlink(e);
+            }
+            w->h2_goaway_held = true;
+        } else if (w->h2_goaway_held && !h2o_timeout_is_linked(e)) {
+            w->h2_goaway_held = false;
+            e->cb(e); /* idle HTTP/2 connections close as it goes out */
+        }
+    }
+    if (w->inflight > 0 || streams > 0) {
+        return true;
+    }
+    for (h2o_linklist_t *n = w->connections.next; n != &w->connections; n = n->next) {
+        if (conn_busy(H2O_STRUCT_FROM_MEMBER(http_conn_t, link, n))) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void http_worker_close_idle(http_worker_t *w)
 {
-    /* Idle keep-alive connections wait on these timeouts; running them as if
-       the time had come closes exactly those (requests being processed are
-       not linked there). h2o 2.2.5 has no other way to reach them. */
-    h2o_timeout_run(w->h2o.loop, &w->h2o.http1.req_timeout, UINT64_MAX);
+    (void)h2_scan(w);
+    /* An idle connection is shut down under h2o, which sees the end of the
+       stream and closes it the normal way. */
+    for (h2o_linklist_t *n = w->connections.next; n != &w->connections; n = n->next) {
+        http_conn_t *c = H2O_STRUCT_FROM_MEMBER(http_conn_t, link, n);
+        if (!conn_busy(c)) {
+            (void)shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+        }
+    }
+}
+
+void http_worker_stop_dispatching(http_worker_t *w)
+{
+    w->stopping = true;
+}
+
+/* Closes every connection left: at the end, whatever state it is in. */
+static void close_all(http_worker_t *w)
+{
+    for (h2o_linklist_t *n = w->connections.next; n != &w->connections; n = n->next) {
+        http_conn_t *c = H2O_STRUCT_FROM_MEMBER(http_conn_t, link, n);
+        (void)shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+    }
+    /* HTTP/2 connections also close on their own idle timeout; run it. */
     h2o_timeout_run(w->h2o.loop, &w->h2o.http2.idle_timeout, UINT64_MAX);
 }
 
 void http_worker_deinit(http_worker_t *w)
 {
     http_worker_stop_accepting(w);
+    w->stopping = true;
     h2o_evloop_t *loop = w->h2o.loop;
     /* let closes and final writes complete before the context goes */
     for (int i = 0; i < 50 && w->conns > 0; i++) {
-        http_worker_close_idle(w);
+        close_all(w);
         h2o_evloop_run(loop, 10);
+        timer_heap_run(&w->timers, clock_mono_ms());
     }
     if (w->conns > 0) {
         log_warn("worker %u: %llu connections still open at exit", w->id, (unsigned long long)w->conns);
@@ -632,6 +828,7 @@ void http_worker_deinit(http_worker_t *w)
     if (h2o_timeout_is_linked(&w->h2o.http2._graceful_shutdown_timeout)) {
         h2o_timeout_unlink(&w->h2o.http2._graceful_shutdown_timeout);
     }
+    timer_cancel(&w->timers, &w->accept_resume);
     h2o_context_dispose(&w->h2o);
     h2o_evloop_destroy(loop);
     timer_heap_deinit(&w->timers);

@@ -38,6 +38,7 @@ typedef struct http_worker http_worker_t;
 typedef struct {
     int64_t request_timeout_ms;
     int64_t header_timeout_ms;
+    int64_t write_timeout_ms; /* a response not taken by the client in this long: connection closed */
     int64_t max_body_bytes;
     int64_t max_header_bytes; /* request line + headers (HTTP/1) */
     int64_t max_connections;  /* per worker */
@@ -67,12 +68,18 @@ struct http_worker {
     h2o_context_t h2o;
     h2o_accept_ctx_t accept;
     h2o_socket_t *listener;
-    bool listener_paused;
+    bool listener_paused; /* at MAX_CONNECTIONS */
+    bool accept_backoff;  /* out of file descriptors: accepting again soon */
+    struct timer accept_resume;
     timer_heap_t timers;
     buf_t scratch; /* response rendering; used synchronously only */
     uint64_t inflight;
     uint64_t conns;
-    h2o_linklist_t requests; /* http_ctx_t.link of every request in progress */
+    h2o_linklist_t connections; /* every accepted connection (see server.c) */
+    h2o_linklist_t requests;    /* http_ctx_t.link of every request in progress */
+    bool stopping;              /* torn down: requests get 503, nothing is dispatched */
+    bool h2_goaway_held;        /* HTTP/2's final GOAWAY waits for streams still receiving */
+    void (*h2_goaway_cb)(h2o_timeout_entry_t *entry);
     /* subsystems owned by this worker, set up by app/ (NULL when absent) */
     struct db_pool *db;
     struct redis_client *redis;
@@ -93,8 +100,8 @@ struct http_ctx {
     str_t request_id;
     char request_id_buf[HTTP_REQID_GEN_LEN];
     uint64_t start_us;
-    uint64_t deadline_ms; /* monotonic */
-    struct timer deadline;
+    uint64_t deadline_ms;  /* monotonic */
+    struct timer deadline; /* then, once answered: the write timeout */
     unsigned method;
     str_t path;  /* raw, without the query */
     str_t query; /* after '?', possibly empty */
@@ -140,8 +147,23 @@ void http_worker_run_once(http_worker_t *w, int32_t max_wait_ms);
 void http_worker_stop_accepting(http_worker_t *w);
 /* Asks h2o to wind down: GOAWAY on HTTP/2, no more keep-alive on HTTP/1. */
 void http_worker_request_shutdown(http_worker_t *w);
-/* Closes idle keep-alive connections and ones still sending headers. */
+/*
+ * Whether anything is still in flight on this worker: a request being
+ * handled, or a connection that has received bytes of a request not yet
+ * answered - a head still arriving, a body still uploading (also after
+ * `Expect: 100-continue`), an HTTP/2 stream still receiving DATA. A request
+ * is in flight from its first byte. Called on every turn of the drain, it
+ * also holds back HTTP/2's final GOAWAY while streams are open (after it,
+ * h2o 2.2.5 drops DATA and closes connections with requests still being
+ * handled), and lets it go out when none are.
+ */
+bool http_worker_busy(http_worker_t *w);
+/* Closes the connections that are idle (nothing received, nothing to send):
+   the end of the drain. */
 void http_worker_close_idle(http_worker_t *w);
+/* From now on requests are answered 503 at once and never dispatched: the
+   subsystems they would reach are about to be freed. */
+void http_worker_stop_dispatching(http_worker_t *w);
 /* Answers every request still in progress with 503 and cancels its pending
    work: the end of the shutdown grace period. */
 void http_worker_abort_requests(http_worker_t *w);

@@ -189,8 +189,9 @@ static bool on_respond(http_ctx_t *ctx, int status, str_t content_type, str_t bo
     rec.location = STR("");
     idem_params_t p;
     idem_params(&rec, &p);
-    db_query_t q = {"idem_insert_final", 7, p.values, p.lengths};
-    if (db_submit(w->db, &q, 1, ctx->deadline_ms, on_stored, j, &j->op) != 0) {
+    db_query_t q = {&idem_statements[IDEM_STMT_INSERT_FINAL], 7, p.values, p.lengths};
+    db_batch_t batch = {.qs = &q, .n = 1, .deadline_ms = ctx->deadline_ms, .writes = true};
+    if (db_submit(w->db, &batch, on_stored, j, &j->op) != 0) {
         release_lease(w, st->lease_key, held, st->token);
         free(lease_key);
         free(j);
@@ -399,8 +400,9 @@ mw_result_t mw_idempotency_run(http_ctx_t *ctx)
     snprintf(ttl, sizeof(ttl), "%lld", (long long)opts.ttl_s);
     const char *v[] = {st->w.principal.ptr, st->w.key.ptr, ttl};
     int len[] = {(int)st->w.principal.len, (int)st->w.key.len, (int)strlen(ttl)};
-    db_query_t q = {"idem_get", 3, v, len};
-    int rc = db_submit(ctx->w->db, &q, 1, ctx->deadline_ms, on_lookup, o, &o->op);
+    db_query_t q = {&idem_statements[IDEM_STMT_GET], 3, v, len};
+    db_batch_t b = {.qs = &q, .n = 1, .deadline_ms = ctx->deadline_ms};
+    int rc = db_submit(ctx->w->db, &b, on_lookup, o, &o->op);
     if (rc != 0) {
         free(o);
         ctx->on_respond = NULL;
@@ -428,9 +430,10 @@ void idem_purge(db_pool_t *db, uint64_t deadline_ms)
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)opts.ttl_s);
     const char *v[] = {ttl};
-    db_query_t q = {"idem_purge", 1, v, NULL};
+    db_query_t q = {&idem_statements[IDEM_STMT_PURGE], 1, v, NULL};
+    db_batch_t b = {.qs = &q, .n = 1, .deadline_ms = deadline_ms, .writes = true};
     db_op_t *op;
-    if (db_submit(db, &q, 1, deadline_ms, on_purged, NULL, &op) != 0) {
+    if (db_submit(db, &b, on_purged, NULL, &op) != 0) {
         log_debug("idempotency: purge skipped, the database is unavailable");
     }
 }

@@ -74,7 +74,8 @@ void idem_params(const idem_write_t *w, idem_params_t *p);
     "INSERT INTO idempotency_keys (principal, key, fingerprint, status, body, etag, location) "              \
     "VALUES ($1, $2, decode($3, 'hex'), $4, $5, NULLIF($6, ''), NULLIF($7, ''))"
 
-/* Statements every pool prepares. */
+/* Statements every pool prepares, and their positions. */
+enum { IDEM_STMT_GET, IDEM_STMT_INSERT, IDEM_STMT_INSERT_FINAL, IDEM_STMT_PURGE };
 extern const db_stmt_t idem_statements[];
 extern const size_t idem_statements_count;
 

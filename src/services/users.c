@@ -21,7 +21,7 @@
 #define RETRY_QUEUE     1024
 #define UPDATE_TRIES    3
 #define NEGATIVE_TTL_MS 1000
-#define LOCK_TIMEOUT    "250ms"
+#define LOCK_TIMEOUT_MS 250
 
 const db_stmt_t users_statements[] = {
     {"users_get", "SELECT " COLS " FROM users WHERE id = $1"},
@@ -45,11 +45,20 @@ const db_stmt_t users_statements[] = {
                      "RETURNING id"},
     /* second statement of a conditional delete: tells 404 from 412 */
     {"users_exists", "SELECT id FROM users WHERE id = $1"},
-    /* first statement of a batch that stores an idempotency record without
-       a Redis lease: a concurrent duplicate waits this long on the key */
-    {"users_lock_timeout", "SELECT set_config('lock_timeout', $1, true)"},
 };
 const size_t users_statements_count = sizeof(users_statements) / sizeof(users_statements[0]);
+
+/* Positions in users_statements. */
+enum { S_GET, S_FIRST, S_AFTER, S_INSERT, S_UPDATE, S_UPDATE_IDEM, S_DELETE, S_EXISTS };
+#define STMT(i) (&users_statements[i])
+
+static int submit(db_pool_t *db, const db_query_t *qs, size_t n, uint64_t deadline_ms, bool writes,
+                  int64_t lock_timeout_ms, db_cb cb, void *arg, db_op_t **op)
+{
+    db_batch_t b = {
+        .qs = qs, .n = n, .deadline_ms = deadline_ms, .writes = writes, .lock_timeout_ms = lock_timeout_ms};
+    return db_submit(db, &b, cb, arg, op);
+}
 
 /*
  * Versioned cache fill: KEYS[1], ARGV = version, value, ttl_ms. A tombstone
@@ -387,8 +396,8 @@ static int fetch_join(users_call_t *c)
     uuid_format(&c->id, ids);
     const char *v[] = {ids};
     int len[] = {UUID_STR_LEN};
-    db_query_t q = {"users_get", 1, v, len};
-    int rc = db_submit(svc->db, &q, 1, c->deadline_ms, on_fetch, f, &f->op);
+    db_query_t q = {STMT(S_GET), 1, v, len};
+    int rc = submit(svc->db, &q, 1, c->deadline_ms, false, 0, on_fetch, f, &f->op);
     if (rc != 0) {
         free(f);
         return rc;
@@ -486,14 +495,14 @@ int users_list(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *after, int
     if (after == NULL) {
         const char *v[] = {lim};
         int len[] = {ln};
-        db_query_t q = {"users_first", 1, v, len};
-        return db_submit(svc->db, &q, 1, deadline_ms, on_list, c, &c->op);
+        db_query_t q = {STMT(S_FIRST), 1, v, len};
+        return submit(svc->db, &q, 1, deadline_ms, false, 0, on_list, c, &c->op);
     }
     uuid_format(after, ids);
     const char *v[] = {ids, lim};
     int len[] = {UUID_STR_LEN, ln};
-    db_query_t q = {"users_after", 2, v, len};
-    return db_submit(svc->db, &q, 1, deadline_ms, on_list, c, &c->op);
+    db_query_t q = {STMT(S_AFTER), 2, v, len};
+    return submit(svc->db, &q, 1, deadline_ms, false, 0, on_list, c, &c->op);
 }
 
 /* ---- writes ---- */
@@ -590,18 +599,17 @@ int users_create(users_call_t *c, users_svc_t *svc, const user_t *u, const idem_
     const char *v[] = {ids, u->email.ptr, u->name.ptr, ts};
     int len[] = {UUID_STR_LEN, (int)u->email.len, (int)u->name.len, tn};
     if (idem == NULL) {
-        db_query_t q = {"users_insert", 4, v, len};
-        return db_submit(svc->db, &q, 1, deadline_ms, on_created, c, &c->op);
+        db_query_t q = {STMT(S_INSERT), 4, v, len};
+        return submit(svc->db, &q, 1, deadline_ms, true, 0, on_created, c, &c->op);
     }
     /* the user and its idempotency record commit together, or neither */
     idem_params_t ip;
     idem_params(idem, &ip);
-    const char *lt[] = {LOCK_TIMEOUT};
-    db_query_t q[] = {{"users_lock_timeout", 1, lt, NULL},
-                      {"users_insert", 4, v, len},
-                      {"idem_insert", 7, ip.values, ip.lengths}};
-    size_t skip = idem->unleased ? 0 : 1;
-    return db_submit(svc->db, q + skip, 3 - skip, deadline_ms, on_created, c, &c->op);
+    db_query_t q[] = {{STMT(S_INSERT), 4, v, len},
+                      {&idem_statements[IDEM_STMT_INSERT], 7, ip.values, ip.lengths}};
+    /* without a lease a concurrent duplicate may hold the key: bound the wait */
+    return submit(svc->db, q, 2, deadline_ms, true, idem->unleased ? LOCK_TIMEOUT_MS : 0, on_created, c,
+                  &c->op);
 }
 
 static int start_update_read(users_call_t *c);
@@ -684,8 +692,8 @@ static void on_update_read(db_op_t *op, int err, PGresult *const *res, size_t n)
     int len[13] = {UUID_STR_LEN, (int)c->next.email.len, (int)c->next.name.len, vn, tn, on};
     int rc;
     if (c->idem == NULL) {
-        db_query_t q = {"users_update", 6, v, len};
-        rc = db_submit(c->svc->db, &q, 1, c->deadline_ms, on_update_written, c, &c->op);
+        db_query_t q = {STMT(S_UPDATE), 6, v, len};
+        rc = submit(c->svc->db, &q, 1, c->deadline_ms, true, 0, on_update_written, c, &c->op);
     } else {
         idem_params_t ip;
         idem_params(c->idem, &ip);
@@ -693,10 +701,9 @@ static void on_update_read(db_op_t *op, int err, PGresult *const *res, size_t n)
             v[6 + i] = ip.values[i];
             len[6 + i] = ip.lengths[i];
         }
-        const char *lt[] = {LOCK_TIMEOUT};
-        db_query_t q[] = {{"users_lock_timeout", 1, lt, NULL}, {"users_update_idem", 13, v, len}};
-        size_t skip = c->idem->unleased ? 0 : 1;
-        rc = db_submit(c->svc->db, q + skip, 2 - skip, c->deadline_ms, on_update_written, c, &c->op);
+        db_query_t q = {STMT(S_UPDATE_IDEM), 13, v, len};
+        rc = submit(c->svc->db, &q, 1, c->deadline_ms, true, c->idem->unleased ? LOCK_TIMEOUT_MS : 0,
+                    on_update_written, c, &c->op);
     }
     if (rc != 0) {
         finish(c, rc, NULL, 0, false);
@@ -709,8 +716,8 @@ static int start_update_read(users_call_t *c)
     uuid_format(&c->id, ids);
     const char *v[] = {ids};
     int len[] = {UUID_STR_LEN};
-    db_query_t q = {"users_get", 1, v, len}; /* from PostgreSQL: the cache may lag */
-    return db_submit(c->svc->db, &q, 1, c->deadline_ms, on_update_read, c, &c->op);
+    db_query_t q = {STMT(S_GET), 1, v, len}; /* from PostgreSQL: the cache may lag */
+    return submit(c->svc->db, &q, 1, c->deadline_ms, false, 0, on_update_read, c, &c->op);
 }
 
 int users_update(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *id, const user_input_t *in,
@@ -775,8 +782,8 @@ int users_delete(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *id, cons
     ids[UUID_STR_LEN] = '\0';
     const char *v[] = {ids, format_versions(pre, vers, sizeof(vers))};
     const char *ev[] = {ids};
-    db_query_t q[] = {{"users_delete", 2, v, NULL}, {"users_exists", 1, ev, NULL}};
-    return db_submit(svc->db, q, 2, deadline_ms, on_deleted, c, &c->op);
+    db_query_t q[] = {{STMT(S_DELETE), 2, v, NULL}, {STMT(S_EXISTS), 1, ev, NULL}};
+    return submit(svc->db, q, 2, deadline_ms, true, 0, on_deleted, c, &c->op);
 }
 
 void users_call_cancel(users_call_t *c)

@@ -161,7 +161,7 @@ def test_malformed_redis_url_error_hides_the_password(shape):
     pw = _secret()
     r = run_cli(["serve"], env=users_env(REDIS_URL=shape.format(pw=pw)))
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert "REDIS_URL" in r.stderr, r.stderr
+    assert "REDIS_URL" in r.stdout + r.stderr, (r.stdout, r.stderr)
     _assert_hidden(pw, r.stdout, r.stderr)
 
 

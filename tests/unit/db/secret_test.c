@@ -1,5 +1,6 @@
 /* secret: libpq's messages about a connection string never carry its password. */
 #include "base/err.h"
+#include "db/conninfo.h"
 #include "db/secret.h"
 #include "test.h"
 
@@ -34,4 +35,15 @@ TEST(secret_redact_replaces_the_password)
     CHECK(strcmp(out, "connection refused") == 0);
     db_secret_redact(NULL, NULL, out, sizeof(out));
     CHECK(strcmp(out, "") == 0);
+}
+
+TEST(conninfo_prepare_error_hides_the_password)
+{
+    char err[256] = "";
+    char *out = NULL;
+    CHECK_INT_EQ(db_conninfo_prepare("postgresql://app:S3CRETpw%zz@127.0.0.1/api", &out, err, sizeof(err)),
+                 ERR_INVAL);
+    CHECK(out == NULL);
+    CHECK(strstr(err, "DATABASE_URL") != NULL);
+    CHECK(strstr(err, "S3CRET") == NULL);
 }
