@@ -76,6 +76,10 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (config_check_serve(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "api: %s\n", err);
+        goto out;
+    }
     /* serve: from here a SIGTERM is taken by app_serve's sigwait, however
        early it comes (see app_block_signals) */
     sigset_t signals;
@@ -85,7 +89,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (cfg.jwt_secret_is_default) {
-        log_warn("JWT_SECRET is not set: using the development key; never do this in production");
+        log_warn("JWT_SECRET is not set: accepting HS256 tokens signed with the public development key, "
+                 "because HOST is loopback and no JWKS is configured");
     }
     if (cfg.cursor_secret_is_default) {
         log_warn("CURSOR_SECRET is not set: using the development key; never do this in production");

@@ -21,6 +21,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/redact.h"
 #include "base/rand.h"
 #include "obs/log.h"
 #include "base/banned.h"
@@ -69,12 +70,14 @@ struct redis_client {
 int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errlen)
 {
     *out = (redis_addr_t){.port = 6379};
+    char safe[256]; /* the URL as errors may show it: no password */
+    redact_url(str_from_cstr(url), safe, sizeof(safe));
     if (strncmp(url, "unix://", 7) == 0) {
         const char *path = url + 7;
         const char *q = strchr(path, '?');
         size_t n = q ? (size_t)(q - path) : strlen(path);
         if (n == 0 || n >= sizeof(out->unix_path) || path[0] != '/') {
-            snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected unix:///absolute/path", url);
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected unix:///absolute/path", safe);
             return ERR_INVAL;
         }
         memcpy(out->unix_path, path, n);
@@ -82,7 +85,7 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
             char *end;
             long db = strncmp(q, "?db=", 4) == 0 ? strtol(q + 4, &end, 10) : -1;
             if (db < 0 || db > 1000 || *end != '\0') {
-                snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected ?db=N", url);
+                snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected ?db=N", safe);
                 return ERR_INVAL;
             }
             out->db = (int)db;
@@ -90,11 +93,17 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
         return 0;
     }
     if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected redis://host:port/db or unix:///path", url);
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected redis://host:port/db or unix:///path",
+                 safe);
         return ERR_INVAL;
     }
     const char *p = url + 8;
-    const char *at = strchr(p, '@');
+    /* The userinfo ends at the last '@' of the authority, as redact_url
+       reads it, so no part of a password is ever taken for the host. */
+    const char *at = NULL;
+    for (const char *q = p; *q != '\0' && *q != '/'; q++) {
+        at = *q == '@' ? q : at;
+    }
     if (at != NULL) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p; /* [user]:password, or a bare password */
@@ -110,7 +119,7 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
     size_t hostport = slash ? (size_t)(slash - p) : strlen(p);
     char hp[128];
     if (hostport == 0 || hostport >= sizeof(hp)) {
-        snprintf(err, errlen, "invalid REDIS_URL \"%s\": no host", url);
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": no host", safe);
         return ERR_INVAL;
     }
     memcpy(hp, p, hostport);
@@ -121,7 +130,7 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
         char *end;
         long port = strtol(colon + 1, &end, 10);
         if (port < 1 || port > 65535 || *end != '\0') {
-            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad port", url);
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad port", safe);
             return ERR_INVAL;
         }
         out->port = (int)port;
@@ -136,7 +145,7 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
         char *end;
         long db = strtol(slash + 1, &end, 10);
         if (db < 0 || db > 1000 || *end != '\0') {
-            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad database number", url);
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad database number", safe);
             return ERR_INVAL;
         }
         out->db = (int)db;
@@ -145,14 +154,14 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
        reconnect, from the event loop. */
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) {
-        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", url, host);
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", safe, host);
         return ERR_INVAL;
     }
     int rc =
         getnameinfo(res->ai_addr, res->ai_addrlen, out->host, sizeof(out->host), NULL, 0, NI_NUMERICHOST);
     freeaddrinfo(res);
     if (rc != 0) {
-        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", url, host);
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", safe, host);
         return ERR_INVAL;
     }
     return 0;

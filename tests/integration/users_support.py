@@ -424,11 +424,8 @@ def assert_json_response(r, status):
 def check_user(user):
     """Schema plus the rules a schema cannot say; returns the user."""
     validate_schema("User", user)
-    assert_uuid_v7(user["id"], fresh=False)
+    assert_uuid_v7(user["id"], fresh=False)  # listed users may be as old as the run
     created = parse_rfc3339_utc(user["createdAt"])
-    # The id's embedded timestamp is the creation time, to the millisecond.
-    assert uuid7_time(user["id"]) == created.replace(microsecond=created.microsecond // 1000 * 1000), \
-        f"the id's time {uuid7_time(user['id'])} is not createdAt: {user}"
     updated = parse_rfc3339_utc(user["updatedAt"])
     assert updated >= created, user
     now = datetime.now(timezone.utc)
@@ -453,6 +450,11 @@ def assert_created(client, r):
     """201 Created with Location and ETag; returns the user."""
     user = assert_user(r, 201)
     assert_uuid_v7(user["id"], fresh=True)  # made just now
+    # The server makes the id and the timestamps together: the id's
+    # embedded time is createdAt, to the millisecond.
+    created = parse_rfc3339_utc(user["createdAt"])
+    assert uuid7_time(user["id"]) == created.replace(microsecond=created.microsecond // 1000 * 1000), \
+        f"the id's time {uuid7_time(user['id'])} is not createdAt: {user}"
     loc = r.headers.get("Location")
     assert loc, f"201 without Location\n{describe(r)}"
     assert urljoin(client.url + "/", loc) == f"{client.url}/v1/users/{user['id']}", \
