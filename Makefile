@@ -6,7 +6,7 @@
 # install missing packages (scripts/deps.sh) before anything needs them.
 
 CC      ?= cc
-PKGS    := libh2o-evloop libpq hiredis jansson libcrypto
+PKGS    := libh2o-evloop libpq hiredis jansson libcrypto libsystemd
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -14,6 +14,7 @@ PACKAGES=(
   libpq-dev
   libhiredis-dev
   libjansson-dev
+  libsystemd-dev  # sd_notify: readiness and watchdog under systemd
   postgresql-15
   postgresql-client-15
   redis-server

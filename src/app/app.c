@@ -1,5 +1,6 @@
 /* app: worker threads and the shutdown sequence. */
 #include "app/app.h"
+#include "app/notify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -133,7 +134,8 @@ static void *worker_main(void *arg)
     bool drained = false;
     uint64_t grace_end = 0;
     for (;;) {
-        http_worker_run_once(w, closing ? 20 : LOOP_MAX_WAIT_MS);
+        http_worker_run_once(w, closing ? 20 : notify_loop_wait_ms(LOOP_MAX_WAIT_MS));
+        notify_worker_turn(wk->id);
         int phase = atomic_load(&app->phase);
         if (phase >= PHASE_CLOSE && !closing) {
             closing = true;
@@ -343,6 +345,10 @@ int app_serve(const config_t *cfg)
         }
     }
 
+    if (notify_start(app.nworkers) != 0) {
+        log_fatal("cannot start the service-manager watchdog");
+        goto out_listeners;
+    }
     pthread_barrier_init(&app.started, NULL, app.nworkers + 1);
     unsigned started = 0;
     for (; started < app.nworkers; started++) {
@@ -371,8 +377,10 @@ int app_serve(const config_t *cfg)
             jw_kv_str(j, "version", STR(API_VERSION));
             log_end(j);
         }
+        notify_ready();
         int sig = wait_signal(&set, -1);
         log_info("%s received: draining (readiness 503)", strsignal(sig));
+        notify_stopping();
     }
 
     /* Phase 1: not ready, still serving, so load balancers can notice. */
@@ -400,6 +408,7 @@ int app_serve(const config_t *cfg)
     for (unsigned i = 0; i < app.nworkers; i++) {
         pthread_join(app.workers[i].thread, NULL);
     }
+    notify_stop();
     pthread_barrier_destroy(&app.started);
     rc = ok ? 0 : 1;
     log_info("shutdown complete");
