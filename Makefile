@@ -8,6 +8,12 @@
 CC      ?= cc
 PKGS    := libh2o-evloop libpq hiredis jansson libcrypto libsystemd
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+# The commit `api --version` names: from git in a checkout (with "-dirty" for
+# uncommitted changes), empty in a tarball; a caller may pass it.
+ifeq ($(origin API_COMMIT),undefined)
+API_COMMIT := $(if $(wildcard .git),$(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
+                { git diff --quiet HEAD 2>/dev/null && echo "$$c" || echo "$$c-dirty"; }))
+endif
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wcast-align -Wwrite-strings -Wformat=2 -Wvla \
@@ -35,7 +41,7 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
-.PHONY: all asan test unit run deps format format-check clean
+.PHONY: all asan test unit run deps format format-check clean FORCE
 
 all: build/api
 
@@ -59,6 +65,16 @@ build/asan/obj/%.o: %.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "CC [asan] $<"
 	@$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_CFLAGS) -c -o $@ $<
+
+# Rewritten only when the version or commit changes, so that only the objects
+# that print them are rebuilt.
+VERSION_STAMP := build/gen/version.stamp
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@v='$(VERSION) $(API_COMMIT)'; [ "$$(cat $@ 2>/dev/null)" = "$$v" ] || echo "$$v" > $@
+VERSION_OBJS := $(foreach d,build/obj build/asan/obj,$(d)/src/app/main.o $(d)/src/app/app.o)
+$(VERSION_OBJS): $(VERSION_STAMP)
+$(VERSION_OBJS): BASE_CFLAGS += $(if $(API_COMMIT),-DAPI_COMMIT='"$(API_COMMIT)"')
 
 $(GEN_SRC): scripts/embed.sh $(OPENAPI) $(MIGRATIONS)
 	@mkdir -p $(dir $@)

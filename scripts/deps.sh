@@ -24,6 +24,7 @@ PACKAGES=(
   python3-psycopg
   python3-jsonschema
   curl
+  git             # the commit in `api --version`
   wrk
   prometheus      # for promtool
   nginx-light     # benchmark baseline
