@@ -25,6 +25,11 @@ PACKAGES=(
   python3-jsonschema
   curl
   git             # the commit in `api --version`
+  debhelper       # make deb
+  fakeroot
+  lintian
+  systemd         # systemd-analyze: the unit checks
+  strace          # the unit's system call filter check
   wrk
   prometheus      # for promtool
   nginx-light     # benchmark baseline
