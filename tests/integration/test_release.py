@@ -1,13 +1,21 @@
-"""Versions and licence: VERSION is the one source of the version,
+"""Versions, licence and CI/CD: VERSION is the one source of the version,
 CHANGELOG.md has its section, `api --version` names the commit of a build
-from a checkout, and the licence is MIT wherever it is stated."""
+from a checkout, the licence is MIT everywhere it is stated, and the GitHub
+Actions workflow is valid (scripts/lint-workflows.sh, offline) and does what
+docs/install.md says it does. scripts/deps.sh names the Node.js the tooling
+needs when it finds an older one."""
 
 import os
 import re
 import shutil
 import subprocess
 
+import pytest
+import yaml
+
 from harness import REPO_ROOT, run_cli
+
+WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci.yml"
 
 
 def run(cmd, timeout=120, **kw):
@@ -73,3 +81,82 @@ def test_licence_is_mit_by_the_api_authors():
     assert "Permission is hereby granted, free of charge" in text
     readme = (REPO_ROOT / "README.md").read_text()
     assert re.search(r"MIT licen[cs]e", readme) and "LICENSE" in readme
+
+
+# ---- the workflow --------------------------------------------------------------
+
+def test_workflow_is_valid():
+    r = run([str(REPO_ROOT / "scripts" / "lint-workflows.sh")], timeout=300)
+    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+    assert "ci.yml: valid" in r.stdout
+
+
+def test_validator_rejects_a_broken_workflow(tmp_path):
+    bad = tmp_path / "broken.yml"
+    bad.write_text(WORKFLOW.read_text().replace("runs-on:", "runs_on:", 1))
+    r = run([str(REPO_ROOT / "scripts" / "lint-workflows.sh"), str(bad)], timeout=300)
+    assert r.returncode != 0 and "INVALID" in r.stderr, f"{r.stdout}\n{r.stderr}"
+
+
+def _steps(job):
+    return [(s.get("uses", ""), s.get("run", ""), s.get("with", {}) or {}) for s in job["steps"]]
+
+
+def test_workflow_tests_packages_and_releases():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert "push" in on and "pull_request" in on
+    assert any(t.startswith("v") for t in on["push"]["tags"])
+    test = wf["jobs"]["test"]
+    assert test["container"] in ("debian:12", {"image": "debian:12"})
+    assert test["timeout-minutes"] <= 20
+    steps = _steps(test)
+    node = [w for u, _, w in steps if u.startswith("actions/setup-node@")]
+    assert node and str(node[0]["node-version"]).split(".")[0] == "20", node
+    runs = [r for _, r, _ in steps]
+    order = [i for i, r in enumerate(runs) if r.strip() in (".ci/run", "make deb")]
+    assert [runs[i].strip() for i in order] == [".ci/run", "make deb"], runs
+    uploads = [w for u, _, w in steps if u.startswith("actions/upload-artifact@")]
+    assert uploads and uploads[0]["path"].startswith("build/deb/") and \
+        uploads[0]["path"].endswith(".deb")
+    # a node older than setup-node's would run the tooling: it comes first
+    uses = [u for u, _, _ in steps]
+    assert uses.index(next(u for u in uses if u.startswith("actions/setup-node@"))) < \
+        runs.index(".ci/run")
+    release = wf["jobs"]["release"]
+    assert "refs/tags/v" in release["if"] and release["needs"] == "test"
+    assert release["permissions"] == {"contents": "write"}
+    rsteps = _steps(release)
+    assert any(u.startswith("actions/download-artifact@") for u, _, _ in rsteps)
+    assert any("gh release create" in r and ".deb" in r for _, r, _ in rsteps)
+    assert any('"v${version}"' in r for _, r, _ in rsteps), "the tag must be checked against VERSION"
+
+
+def test_ci_entry_point_runs_deps_then_make_test():
+    text = (REPO_ROOT / ".ci" / "run").read_text()
+    assert text.index("scripts/deps.sh") < text.index("make test")
+
+
+# ---- deps.sh and Node -------------------------------------------------------------
+
+def test_deps_names_the_node_version_the_tooling_needs(tmp_path):
+    # A Node 18 first on PATH (Debian 12's own): deps.sh must say which
+    # version the pinned tooling needs. (It installs nothing here: make
+    # test's set-up already did, and nodejs is installed or provided.)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "node").write_text("#!/bin/sh\necho v18.19.0\n")
+    (fake / "node").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+    r = run([str(REPO_ROOT / "scripts" / "deps.sh")], env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Node.js 18.19.0" in r.stderr and ">= 20.19" in r.stderr, r.stderr
+    # and the workflow validator refuses to run on it, saying why
+    r = run([str(REPO_ROOT / "scripts" / "lint-workflows.sh")], env=env)
+    assert r.returncode != 0 and ">= 20.19" in r.stderr, r.stderr
+
+
+def test_deps_is_quiet_about_a_recent_node():
+    r = run([str(REPO_ROOT / "scripts" / "deps.sh")], timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Node.js" not in r.stderr, r.stderr
