@@ -35,7 +35,7 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
-.PHONY: all asan test unit run deps format format-check clean
+.PHONY: all asan test unit run deps format format-check clean bench-compare bench-fastify-contract
 
 all: build/api
 
@@ -87,6 +87,17 @@ unit: asan
 run: deps
 	@$(MAKE) --no-print-directory build/api
 	@scripts/run.sh
+
+# This server against the Fastify reference (bench/reference/fastify): the
+# report lands in bench/results/. SMOKE=1: a run of under a minute (CI).
+bench-compare: deps
+	@$(MAKE) --no-print-directory build/api
+	@bench/compare.sh $(if $(SMOKE),--smoke)
+
+# The black-box contract tests against the Fastify reference.
+bench-fastify-contract: deps
+	@$(MAKE) --no-print-directory build/api
+	@bench/reference/fastify/contract-tests.sh
 
 format:
 	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS)
