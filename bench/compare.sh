@@ -31,15 +31,18 @@
 #   WARM_WORKLOADS="W1 W2 W3 W4 W5 MIX" [W2]
 #   F_POOL=$POOL: DATABASE_POOL_SIZE of the Fastify reference alone (both
 #            stacks split it across their workers)
-#   BIG_ROWS=10000000 [0 = skipped]: the seed uses generate_series inside
-#            PostgreSQL (about a minute per 10^6 rows on a 2-core machine,
-#            see docs/benchmarks.md); 0 skips the 10^7 check
+#   BIG_ROWS=10000000 [0 = skipped]: rows for the second list-depth check,
+#            seeded by generate_series inside PostgreSQL (10^6 rows took
+#            16.5 s on the project's 2-core machine, so 10^7 should take
+#            about 3 minutes; docs/benchmarks.md); 0 skips it
 #   DURABLE=1 [1]: PostgreSQL with fsync on (0: fsync off, as in make test)
 #
 # Needs: build/api (make), node >= 20 + npm (the reference is installed with
 # npm ci), wrk, hey, gnuplot, python3, PostgreSQL 15, Redis (scripts/deps.sh
 # installs them). Loopback only; PostgreSQL and Redis are throwaway ones
 # (scripts/services.sh); every process started is stopped by PID.
+# PID lists are space-separated numbers, split into arguments on purpose.
+# shellcheck disable=SC2046,SC2086
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,7 +53,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --smoke) SMOKE=1 ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,/stopped by PID\./p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -79,10 +82,20 @@ FASTIFY=$BENCH_DIR/reference/fastify/bin/api
 
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
+# lib.sh's cleanup waits for every child: a running RSS sampler goes first.
+SAMPLER=""
+trap '[[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null; bench_cleanup' EXIT
+# Signals become a normal exit, so the EXIT trap stops what was started.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=${OUT:-$ROOT/bench/results/$STAMP}
+if [[ -z $OUT ]]; then
+    OUT=$ROOT/bench/results/$STAMP
+    mkdir -p "$OUT"
+    ln -sfn "$STAMP" "$ROOT/bench/results/latest"
+fi
 mkdir -p "$OUT"
-ln -sfn "$OUT" "$ROOT/bench/results/latest" 2>/dev/null || true
+OUT=$(cd "$OUT" && pwd)
 RAW=$OUT/raw.tsv
 printf 'kind\tworkload\tserver\tround\tconns\trps\tp50_us\tp75_us\tp90_us\tp99_us\tp999_us\tmax_us\tcpu_us_per_req\tnon2xx\tsock_errors\trss_max_kib\trequests\n' >"$RAW"
 : >"$OUT/scale.jsonl"
@@ -168,17 +181,17 @@ done
 # row in raw.tsv; a line on stderr.
 run_wrk() {
     local kind=$1 name=$2 server=$3 round=$4 conns=$5 secs=$6 script=$7
-    local pids t0 t1 out rep sampler rssf=$BENCH_TMP/rss.$RANDOM
+    local pids t0 t1 out rep rssf=$BENCH_TMP/rss.$RANDOM
     pids=$(pids_of "$server")
     echo 0 >"$rssf"
-    # shellcheck disable=SC2086
     rss_sampler "$rssf" $pids &
-    sampler=$!
+    SAMPLER=$!
     t0=$(cpu_ticks $pids)
     out=$(wrk -t"$THREADS" -c"$conns" -d"${secs}s" --latency -s "$script" "http://127.0.0.1:${PORT_OF[$server]}" 2>&1) || true
     t1=$(cpu_ticks $pids)
-    kill "$sampler" 2>/dev/null || true
-    wait "$sampler" 2>/dev/null || true
+    kill "$SAMPLER" 2>/dev/null || true
+    wait "$SAMPLER" 2>/dev/null || true
+    SAMPLER=""
     echo "$out" >"$OUT/wrk/$kind-$name-$server-r$round-c$conns.txt"
     rep=$(echo "$out" | grep '^REPORT ' || true)
     if [[ -z $rep ]]; then
@@ -219,7 +232,6 @@ warm_cache() {
 # grew for 1,024 busy connections would hide what idle ones cost).
 log "scale: $IDLE_CONNS idle keep-alive connections per server"
 for s in c fastify; do
-    # shellcheck disable=SC2046
     res=$(python3 "$BENCH_DIR/idle-conns.py" "${PORT_OF[$s]}" "$IDLE_CONNS" $(pids_of $s)) || res='{"error":"failed"}'
     echo "{\"check\":\"idle\",\"server\":\"$s\",\"result\":$res}" >>"$OUT/scale.jsonl"
     log "  $s: $res"
