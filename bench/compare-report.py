@@ -48,7 +48,8 @@ def load(out):
     with open(out / "raw.tsv") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     for r in rows:
-        for k in ("rps", "p50_us", "p75_us", "p90_us", "p99_us", "p999_us", "max_us", "cpu_us_per_req"):
+        for k in ("rps", "p50_us", "p75_us", "p90_us", "p99_us", "p999_us", "max_us", "cpu_us_per_req",
+                  "db_cpu_us_per_req"):
             r[k] = float(r[k])
         for k in ("conns", "non2xx", "sock_errors", "rss_max_kib", "requests", "round"):
             r[k] = int(r[k])
@@ -76,6 +77,7 @@ def summarize(rows, kind, workload, server):
         "p99": med([r["p99_us"] for r in rs]),
         "p999": med([r["p999_us"] for r in rs]),
         "cpu": med([r["cpu_us_per_req"] for r in rs]),
+        "db": med([r["db_cpu_us_per_req"] for r in rs]),
         "non2xx": sum(r["non2xx"] for r in rs),
         "sock": sum(r["sock_errors"] for r in rs),
         "rss": max(r["rss_max_kib"] for r in rs),
@@ -234,8 +236,8 @@ def report(out, rows, opens, scale, meta):
     L.append("")
     L.append("## Throughput and latency (medians of the rounds)")
     L.append("")
-    L.append("| workload | server | median req/s | runs | p50 ms | p99 ms | p99.9 ms | server CPU µs/req | non-2xx | socket errors |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| workload | server | median req/s | runs | p50 ms | p99 ms | p99.9 ms | server CPU µs/req | PostgreSQL + Redis CPU µs/req | non-2xx | socket errors |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for w, title in WORKLOADS:
         for s in SERVERS:
             x = summ.get((w, s))
@@ -243,7 +245,7 @@ def report(out, rows, opens, scale, meta):
                 continue
             runs = " · ".join(fmt_int(v) for v in x["runs"])
             L.append(f"| {w} {title} | {LABEL[s]} | {fmt_int(x['rps'])} | {runs} | {ms(x['p50'])} | "
-                     f"{ms(x['p99'])} | {ms(x['p999'])} | {x['cpu']:.1f} | {x['non2xx']} | {x['sock']} |")
+                     f"{ms(x['p99'])} | {ms(x['p999'])} | {x['cpu']:.1f} | {x['db']:.1f} | {x['non2xx']} | {x['sock']} |")
     L.append("")
     L.append("| workload | req/s ratio api/Fastify | CPU per request ratio Fastify/api |")
     L.append("|---|---|---|")

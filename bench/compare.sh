@@ -26,8 +26,9 @@
 #   CONC_LEVELS="16 32 64 128 256 512 1024" [16 128]   CONC_SECS=5 [1]
 #   OPEN_RATES="1000 2000 4000 8000" [500] req/s      OPEN_SECS=10 [1]
 #   IDLE_CONNS=10000 [1000]   DEPTH_SECS=5 [1]
-#   WARM_SECS=3 [1] per workload and server before measuring (Node's JIT
-#            needs a few seconds: a cold Fastify serves a fraction of its rate)
+#   WARM_SECS=5 [1] per workload and server before measuring (Node's JIT
+#            needs a few seconds: a cold Fastify serves a fraction of its rate;
+#            W2 went 1.5k, 3.4k, 7.0k, then 10k req/s in its first four seconds)
 #   WARM_WORKLOADS="W1 W2 W3 W4 W5 MIX" [W2]
 #   F_POOL=$POOL: DATABASE_POOL_SIZE of the Fastify reference alone (both
 #            stacks split it across their workers)
@@ -66,7 +67,7 @@ if ((SMOKE)); then
 fi
 : "${ROUNDS:=3}" "${DURATION:=10}" "${CONNS:=64}" "${THREADS:=2}" "${WORKERS:=2}" "${POOL:=4}"
 : "${CONC_LEVELS:=16 32 64 128 256 512 1024}" "${CONC_SECS:=5}" "${OPEN_RATES:=1000 2000 4000 8000}"
-: "${OPEN_SECS:=10}" "${IDLE_CONNS:=10000}" "${DEPTH_SECS:=5}" "${WARM_SECS:=3}" "${BIG_ROWS:=10000000}"
+: "${OPEN_SECS:=10}" "${IDLE_CONNS:=10000}" "${DEPTH_SECS:=5}" "${WARM_SECS:=5}" "${BIG_ROWS:=10000000}"
 : "${DURABLE:=1}" "${WARM_WORKLOADS:=W1 W2 W3 W4 W5 MIX}" "${F_POOL:=$POOL}"
 SEED_ROWS=10000
 HOT=1000 # ids 1..HOT: the cached set (W2, MIX); the rest: W5's
@@ -97,7 +98,7 @@ fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RAW=$OUT/raw.tsv
-printf 'kind\tworkload\tserver\tround\tconns\trps\tp50_us\tp75_us\tp90_us\tp99_us\tp999_us\tmax_us\tcpu_us_per_req\tnon2xx\tsock_errors\trss_max_kib\trequests\n' >"$RAW"
+printf 'kind\tworkload\tserver\tround\tconns\trps\tp50_us\tp75_us\tp90_us\tp99_us\tp999_us\tmax_us\tcpu_us_per_req\tnon2xx\tsock_errors\trss_max_kib\trequests\tdb_cpu_us_per_req\n' >"$RAW"
 : >"$OUT/scale.jsonl"
 log() { echo "compare [$(($(date +%s) - T_START))s]: $*" >&2; }
 
@@ -162,6 +163,14 @@ status_sum() { # FIELD PIDS...: the sum of a /proc/PID/status field, KiB
     done
     echo "$t"
 }
+# PostgreSQL (the postmaster and its backends) and Redis, whose CPU per
+# request is reported beside the servers': the same work for both servers
+# should cost them the same.
+db_pids() {
+    local pm
+    pm=$(sed -n 1p "$BENCH_SVC/pg/data/postmaster.pid" 2>/dev/null) || true
+    echo $pm $(pgrep -P "${pm:-0}" || true) $(cat "$BENCH_SVC/redis/redis.pid" 2>/dev/null || true)
+}
 # Samples the servers' RSS every 0.2 s into FILE (its maximum) until killed.
 rss_sampler() {
     local file=$1 max=0 r
@@ -181,14 +190,16 @@ done
 # row in raw.tsv; a line on stderr.
 run_wrk() {
     local kind=$1 name=$2 server=$3 round=$4 conns=$5 secs=$6 script=$7
-    local pids t0 t1 out rep rssf=$BENCH_TMP/rss.$RANDOM
+    local pids t0 t1 d0 d1 out rep rssf=$BENCH_TMP/rss.$RANDOM
     pids=$(pids_of "$server")
     echo 0 >"$rssf"
     rss_sampler "$rssf" $pids &
     SAMPLER=$!
     t0=$(cpu_ticks $pids)
+    d0=$(cpu_ticks $(db_pids))
     out=$(wrk -t"$THREADS" -c"$conns" -d"${secs}s" --latency -s "$script" "http://127.0.0.1:${PORT_OF[$server]}" 2>&1) || true
     t1=$(cpu_ticks $pids)
+    d1=$(cpu_ticks $(db_pids))
     kill "$SAMPLER" 2>/dev/null || true
     wait "$SAMPLER" 2>/dev/null || true
     SAMPLER=""
@@ -200,16 +211,17 @@ run_wrk() {
         return 1
     fi
     python3 - "$rep" "$kind" "$name" "$server" "$round" "$conns" "$((t1 - t0))" "$HZ" "$(cat "$rssf")" \
-        "$(echo "$out" | awk '/Non-2xx or 3xx responses/ {print $NF}')" >>"$RAW" <<'PY'
+        "$(echo "$out" | awk '/Non-2xx or 3xx responses/ {print $NF}')" "$((d1 - d0))" >>"$RAW" <<'PY'
 import sys
-rep, kind, name, server, rnd, conns, ticks, hz, rss, non2xx = sys.argv[1:]
+rep, kind, name, server, rnd, conns, ticks, hz, rss, non2xx, db_ticks = sys.argv[1:]
 f = dict(kv.split("=") for kv in rep.split()[1:])
 n = int(f["requests"])
 secs = int(f["duration_us"]) / 1e6
 cpu = int(ticks) / int(hz) * 1e6 / n if n else 0
+db = int(db_ticks) / int(hz) * 1e6 / n if n else 0
 sock = sum(int(f[k]) for k in ("connect", "read", "write", "timeout"))
 row = [kind, name, server, rnd, conns, f"{n / secs:.1f}", f["p50"], f["p75"], f["p90"], f["p99"],
-       f["p999"], f["max"], f"{cpu:.1f}", non2xx or "0", str(sock), rss, str(n)]
+       f["p999"], f["max"], f"{cpu:.1f}", non2xx or "0", str(sock), rss, str(n), f"{db:.1f}"]
 print("\t".join(row))
 PY
     tail -n 1 "$RAW" | awk -F'\t' '{printf "  %-5s %-8s r%s c%-5s %10s req/s  p50 %6.2f ms  p99 %7.2f ms  cpu %6s us/req  non-2xx %s  sock-err %s  rss %d KiB\n", $2, $3, $4, $5, $6, $7/1000, $10/1000, $13, $14, $15, $16}' >&2
@@ -262,7 +274,7 @@ done
 # ------------------------------------------------------- latency vs concurrency
 
 log "latency vs concurrency (W2): $CONC_LEVELS connections, ${CONC_SECS}s each"
-warm_cache
+((SMOKE)) || warm_cache # MIX's writes emptied part of the cache
 i=0
 for c in $CONC_LEVELS; do
     i=$((i + 1))

@@ -9,7 +9,7 @@ const PREFIX = 'ref:user:'
 
 function makeUserCache (redis, ttlS, log) {
   if (redis === null || ttlS === 0) return null
-  const warn = (op) => (err) => log.debug({ err }, `user cache ${op} failed`)
+  const failed = (op) => (err) => log.debug({ err }, `user cache ${op} failed`)
 
   return {
     async get (id) {
@@ -17,7 +17,7 @@ function makeUserCache (redis, ttlS, log) {
       try {
         v = await redis.get(PREFIX + id)
       } catch (err) {
-        warn('get')(err)
+        failed('get')(err)
         return null
       }
       if (v === null) return null
@@ -27,10 +27,10 @@ function makeUserCache (redis, ttlS, log) {
     // Not awaited by readers: the answer does not wait for the fill.
     set (id, entry) {
       const ttl = Math.max(1, Math.round(ttlS * (0.9 + 0.2 * Math.random())))
-      redis.set(PREFIX + id, entry.etag + '\n' + entry.body, 'EX', ttl).catch(warn('set'))
+      redis.set(PREFIX + id, entry.etag + '\n' + entry.body, 'EX', ttl).catch(failed('set'))
     },
     async del (id) {
-      await redis.del(PREFIX + id).catch(warn('del'))
+      await redis.del(PREFIX + id).catch(failed('del'))
     }
   }
 }

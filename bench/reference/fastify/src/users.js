@@ -167,15 +167,14 @@ module.exports = async function usersRoutes (app, { pool, cache, cursors, idempo
   app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'buffer' }, parseJson)
 
   // A write with a key runs in the keyed transaction; without one, on the pool.
-  async function write (req, reply, work) {
+  async function write (req, work) {
     if (req.body === undefined) throw new Problem(415, 'send the body as application/json')
     const key = idempotency.keyOf(req)
     const attempt = (db) => {
       if (req.validationError) return problemAnswer(toProblem(req.validationError))
       return work(db)
     }
-    const answer = key === null ? await attempt(pool) : await idempotency.run(key, attempt)
-    return answer
+    return key === null ? attempt(pool) : idempotency.run(key, attempt)
   }
 
   function checkParams (req) {
@@ -190,7 +189,7 @@ module.exports = async function usersRoutes (app, { pool, cache, cursors, idempo
     attachValidation: true,
     schema: { body: { $ref: 'UserCreate#' } }
   }, async (req, reply) => {
-    const answer = await write(req, reply, (db) => createUser(db, req.body))
+    const answer = await write(req, (db) => createUser(db, req.body))
     return sendAnswer(reply, answer)
   })
 
@@ -245,7 +244,7 @@ module.exports = async function usersRoutes (app, { pool, cache, cursors, idempo
   }, async (req, reply) => {
     const id = checkParams(req)
     const versions = ifMatchVersions(req.headers['if-match'])
-    const answer = await write(req, reply, (db) => updateUser(db, id, req.body, versions))
+    const answer = await write(req, (db) => updateUser(db, id, req.body, versions))
     if (answer.status === 200 && !answer.replayed && cache !== null) await cache.del(id)
     return sendAnswer(reply, answer)
   })
