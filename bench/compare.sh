@@ -71,8 +71,12 @@ fi
 : "${DURABLE:=1}" "${WARM_WORKLOADS:=W1 W2 W3 W4 W5 MIX}" "${F_POOL:=$POOL}"
 SEED_ROWS=10000
 HOT=1000 # ids 1..HOT: the cached set (W2, MIX); the rest: W5's
-C_PORT=${C_PORT:-3931}
-F_PORT=${F_PORT:-3932}
+# Free loopback ports unless given: another server on a fixed one would
+# make the run measure the wrong process, or fail.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+C_PORT=${C_PORT:-$(free_port)}
+F_PORT=${F_PORT:-$(free_port)}
+[[ $C_PORT != "$F_PORT" ]] || F_PORT=$(free_port)
 
 for tool in wrk hey gnuplot python3 node npm psql redis-cli; do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (scripts/deps.sh installs it)" >&2; exit 1; }
