@@ -42,7 +42,7 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
-.PHONY: all asan test unit run deps deb format format-check clean bench-jwt FORCE
+.PHONY: all asan test unit run deps deb format format-check clean bench-jwt bench-compare bench-fastify-contract FORCE
 
 all: build/api
 
@@ -121,6 +121,17 @@ run: deps
 # build/deb/ (the tree itself stays clean); see docs/install.md.
 deb: build/api
 	@API_COMMIT='$(API_COMMIT)' scripts/deb.sh
+
+# This server against the Fastify reference (bench/reference/fastify): the
+# report lands in bench/results/. SMOKE=1: a run of under a minute (CI).
+bench-compare: deps
+	@$(MAKE) --no-print-directory build/api
+	@bench/compare.sh $(if $(SMOKE),--smoke)
+
+# The black-box contract tests against the Fastify reference.
+bench-fastify-contract: deps
+	@$(MAKE) --no-print-directory build/api
+	@bench/reference/fastify/contract-tests.sh
 
 format:
 	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS) bench/jwt_verify.c

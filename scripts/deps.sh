@@ -37,6 +37,8 @@ PACKAGES=(
   wrk
   prometheus      # for promtool
   nginx-light     # benchmark baseline
+  hey             # open-loop load (bench/compare.sh)
+  gnuplot-nox     # benchmark charts
   nodejs
   npm
 )
