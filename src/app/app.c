@@ -30,6 +30,9 @@
 #include "middleware/pipeline.h"
 #include "middleware/ratelimit.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/otlp.h"
+#include "obs/trace.h"
 #include "redis/client.h"
 #include "routes/cursor.h"
 #include "routes/routes.h"
@@ -73,6 +76,8 @@ typedef struct app {
     bool auth_started;
     bool notify_started;
     bool cancel_started;
+    bool metrics_ready;
+    bool otlp_started;
     bool server_ready;
     http_server_t server;
     /* app_start */
@@ -237,6 +242,9 @@ static void *worker_main(void *arg)
     if (log_thread_attach(LOG_RING_BYTES) != 0) {
         log_warn("worker %u: no log ring, logging synchronously", wk->id);
     }
+    if (metrics_thread_attach() != 0 || trace_thread_attach() != 0) {
+        log_warn("worker %u: out of memory for its metrics or span queue; they are not recorded", wk->id);
+    }
     wk->init_rc = worker_up(wk);
     pthread_barrier_wait(&wk->app->started);
     if (wk->init_rc == 0) {
@@ -328,6 +336,62 @@ static int64_t fit_connections(const config_t *cfg)
     return cfg->max_connections;
 }
 
+/* The metrics registry (routes and statements as labels), the sampler,
+   and the OTLP exporter thread when an endpoint is set (signals are
+   blocked by now: the thread inherits the mask). */
+static int observability_setup(app_t *app, char *err, size_t errlen)
+{
+    const config_t *cfg = app->cfg;
+    const char **routes = calloc(routes_count + 1, sizeof(char *));
+    const char **stmts = calloc(app->db_opts.nstmts + 1, sizeof(char *));
+    int rc = ERR_NOMEM;
+    if (routes == NULL || stmts == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < routes_count; i++) {
+        routes[i] = routes_table[i].pattern;
+    }
+    for (size_t i = 0; i < app->db_opts.nstmts; i++) {
+        stmts[i] = app->db_opts.stmts[i].name;
+    }
+#ifdef API_COMMIT
+    const char *commit = API_COMMIT;
+#else
+    const char *commit = "";
+#endif
+    metrics_opts_t mo = {.routes = routes,
+                         .nroutes = routes_count,
+                         .statements = stmts,
+                         .nstatements = app->db_opts.nstmts,
+                         .version = API_VERSION,
+                         .commit = commit};
+    if (metrics_init(&mo) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    app->metrics_ready = true;
+    trace_opts_t to = {.exporting = cfg->otel_endpoint != NULL,
+                       .ratio = cfg->otel_sampler_ratio,
+                       .queue_spans = (unsigned)cfg->otel_queue_spans};
+    trace_configure(&to);
+    rc = 0;
+    if (cfg->otel_endpoint != NULL) {
+        otlp_opts_t oo = {.endpoint = cfg->otel_endpoint,
+                          .service_name = cfg->otel_service_name,
+                          .service_version = API_VERSION,
+                          .batch_max = (unsigned)cfg->otel_batch_spans,
+                          .schedule_delay_ms = cfg->otel_schedule_delay_ms,
+                          .timeout_ms = cfg->otel_timeout_ms};
+        rc = otlp_start(&oo, err, errlen);
+        app->otlp_started = rc == 0;
+    }
+out:
+    free(routes);
+    free(stmts);
+    return rc;
+}
+
 /* Everything the workers share, built from the configuration. Returns an
    exit code (0: go on). */
 static int app_setup(app_t *app)
@@ -389,6 +453,10 @@ static int app_setup(app_t *app)
         .breaker_threshold = (unsigned)cfg->breaker_failures,
         .breaker_cooldown_ms = (uint64_t)cfg->breaker_cooldown_ms,
     };
+    if (observability_setup(app, err, sizeof(err)) != 0) {
+        log_fatal("%s", err);
+        return 1;
+    }
     if (cursor_set_key(cfg->cursor_secret, strlen(cfg->cursor_secret)) != 0) {
         log_fatal("cannot set up the cursor key");
         return 1;
@@ -536,6 +604,13 @@ static void app_stop(app_t *app)
     free(app->workers);
     if (app->server_ready) {
         http_server_deinit(&app->server);
+    }
+    if (app->otlp_started) {
+        otlp_stop(); /* after the workers: it exports their last spans */
+    }
+    trace_queues_free();
+    if (app->metrics_ready) {
+        metrics_deinit();
     }
     if (app->cancel_started) {
         db_cancel_stop();

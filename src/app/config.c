@@ -14,9 +14,10 @@
 #include "base/err.h"
 #include "base/str.h"
 #include "db/secret.h"
+#include "obs/otlp.h"
 #include "base/banned.h"
 
-typedef enum { T_STR, T_INT, T_BOOL, T_LEVEL } vtype_t;
+typedef enum { T_STR, T_INT, T_BOOL, T_LEVEL, T_RATIO } vtype_t;
 
 typedef struct {
     const char *env;
@@ -111,7 +112,18 @@ static const var_t vars[] = {
     {"API_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), 0, 1, "0", "enable /debug/* routes (tests only)"},
     {"LOG_LEVEL", T_LEVEL, OFF(log_level), 0, 0, "info", "trace, debug, info, warn, error or fatal"},
     {"OTEL_EXPORTER_OTLP_ENDPOINT", T_STR, OFF(otel_endpoint), 0, 0, NULL,
-     "OTLP/HTTP collector base URL; unset = no trace export"},
+     "OTLP/HTTP collector base URL; spans go to <endpoint>/v1/traces as OTLP JSON; unset = no trace export"},
+    {"OTEL_SERVICE_NAME", T_STR, OFF(otel_service_name), 0, 0, "api", "service.name of exported spans"},
+    {"OTEL_TRACES_SAMPLER_ARG", T_RATIO, OFF(otel_sampler_ratio), 0, 0, "1.0",
+     "share of requests without a sampled parent that are traced, 0..1 (a sampled traceparent is followed)"},
+    {"OTEL_BSP_MAX_QUEUE_SIZE", T_INT, OFF(otel_queue_spans), 1, 1048576, "2048",
+     "finished spans queued per worker for export; more are dropped and counted"},
+    {"OTEL_BSP_SCHEDULE_DELAY", T_INT, OFF(otel_schedule_delay_ms), 1, 600000, "1000",
+     "longest wait of a span for its export batch, ms"},
+    {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", T_INT, OFF(otel_batch_spans), 1, 65536, "512",
+     "spans per export request"},
+    {"OTEL_EXPORTER_OTLP_TIMEOUT", T_INT, OFF(otel_timeout_ms), 1, 600000, "10000",
+     "deadline of one export request, ms"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
@@ -207,6 +219,17 @@ static int set_value(config_t *c, const var_t *v, const char *value, const char 
             return ERR_INVAL;
         }
         *(log_level_t *)(void *)field = level;
+        return 0;
+    }
+    case T_RATIO: {
+        char *end;
+        double r = strtod(value, &end);
+        if (value[0] == '\0' || *end != '\0' || !(r >= 0.0 && r <= 1.0)) {
+            snprintf(err, errlen, "invalid %s %s=\"%.64s\": expected a number in 0..1", source, v->env,
+                     value);
+            return ERR_INVAL;
+        }
+        *(double *)(void *)field = r;
         return 0;
     }
     }
@@ -328,6 +351,21 @@ int config_load(config_t *c, config_getenv_fn getenv_fn, int argc, char **argv, 
                  "invalid environment variable JWT_JWKS_MIN_REFRESH_S: larger than "
                  "JWT_JWKS_MAX_REFRESH_S");
         return ERR_INVAL;
+    }
+    if (is_empty(c->otel_endpoint)) {
+        c->otel_endpoint = NULL;
+    } else {
+        char url[1024];
+        if (otlp_traces_url(c->otel_endpoint, url, sizeof(url)) != 0) {
+            snprintf(
+                err, errlen,
+                "invalid environment variable OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// "
+                "URL");
+            return ERR_INVAL;
+        }
+    }
+    if (is_empty(c->otel_service_name)) {
+        c->otel_service_name = "api";
     }
     if (is_empty(c->jwt_issuer)) {
         c->jwt_issuer = NULL;

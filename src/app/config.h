@@ -63,7 +63,13 @@ typedef struct {
     bool http2;
     bool debug_routes;
     log_level_t log_level;
-    const char *otel_endpoint;
+    const char *otel_endpoint;     /* NULL: no trace export */
+    const char *otel_service_name; /* service.name of exported spans */
+    double otel_sampler_ratio;     /* 0..1: roots sampled */
+    int64_t otel_queue_spans;      /* per worker */
+    int64_t otel_schedule_delay_ms;
+    int64_t otel_batch_spans;
+    int64_t otel_timeout_ms;
     /* true when a secret fell back to its development default */
     bool jwt_secret_is_default;
     bool cursor_secret_is_default;

@@ -1,11 +1,29 @@
 /* breaker: the three-state machine. */
 #include "base/breaker.h"
 
+#include <stddef.h>
+
 #include "base/banned.h"
 
 void breaker_init(breaker_t *b, unsigned threshold, uint64_t cooldown_ms)
 {
     *b = (breaker_t){.threshold = threshold ? threshold : 1, .cooldown_ms = cooldown_ms};
+}
+
+void breaker_observe(breaker_t *b, breaker_observer_fn fn, void *arg)
+{
+    b->observer = fn;
+    b->observer_arg = arg;
+}
+
+static void set_state(breaker_t *b, breaker_state_t s)
+{
+    if (b->state != s) {
+        b->state = s;
+        if (b->observer != NULL) {
+            b->observer(b->observer_arg, s);
+        }
+    }
 }
 
 bool breaker_allow(breaker_t *b, uint64_t now_ms)
@@ -17,8 +35,8 @@ bool breaker_allow(breaker_t *b, uint64_t now_ms)
         if (now_ms < b->open_until_ms) {
             return false;
         }
-        b->state = BREAKER_HALF_OPEN;
         b->probing = true;
+        set_state(b, BREAKER_HALF_OPEN);
         return true;
     case BREAKER_HALF_OPEN:
         if (b->probing) {
@@ -34,7 +52,7 @@ void breaker_success(breaker_t *b)
 {
     b->failures = 0;
     b->probing = false;
-    b->state = BREAKER_CLOSED;
+    set_state(b, BREAKER_CLOSED);
 }
 
 void breaker_trip(breaker_t *b, uint64_t now_ms)
@@ -43,9 +61,9 @@ void breaker_trip(breaker_t *b, uint64_t now_ms)
         b->opened_total++;
     }
     b->probing = false;
-    b->state = BREAKER_OPEN;
     b->open_until_ms = now_ms + b->cooldown_ms;
     b->failures = 0;
+    set_state(b, BREAKER_OPEN);
 }
 
 void breaker_failure(breaker_t *b, uint64_t now_ms)

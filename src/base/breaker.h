@@ -14,7 +14,12 @@
 
 typedef enum { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN } breaker_state_t;
 
-typedef struct {
+typedef struct breaker breaker_t;
+
+/* Told of every change of state, after it happened (metrics). */
+typedef void (*breaker_observer_fn)(void *arg, breaker_state_t to);
+
+struct breaker {
     breaker_state_t state;
     unsigned failures;
     unsigned threshold;
@@ -22,9 +27,13 @@ typedef struct {
     uint64_t open_until_ms;
     bool probing;
     uint64_t opened_total; /* times it opened, for metrics */
-} breaker_t;
+    breaker_observer_fn observer;
+    void *observer_arg;
+};
 
 void breaker_init(breaker_t *b, unsigned threshold, uint64_t cooldown_ms);
+/* Calls fn(arg, state) on every change from now on (NULL: none). */
+void breaker_observe(breaker_t *b, breaker_observer_fn fn, void *arg);
 /* Whether a call may go ahead at now_ms (half-open: claims the probe). */
 bool breaker_allow(breaker_t *b, uint64_t now_ms);
 void breaker_success(breaker_t *b);

@@ -38,6 +38,8 @@
 #include "base/rand.h"
 #include "db/row.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
 #include "base/banned.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -82,6 +84,7 @@ struct db_op {
     uint64_t deadline_ms;
     int64_t lock_timeout_ms;
     uint64_t sent_us;         /* OP_CLOCK: for the offset estimate */
+    trace_client_t span;      /* OP_REQUEST: its scope, CLIENT span and submit time */
     const db_stmt_t *prepare; /* OP_PREPARE */
     const char *sql;          /* OP_SETUP, OP_CLOCK: unnamed, no parameters */
     size_t nq;
@@ -306,12 +309,53 @@ static void op_free(db_op_t *op)
     free(op);
 }
 
+/* The label of a batch: its first statement's place in opts.stmts (by
+   name pointer: the service's table and the pool's copy share them). */
+static unsigned stmt_label(const db_pool_t *p, const db_stmt_t *st)
+{
+    for (size_t i = 0; i < p->opts.nstmts; i++) {
+        if (p->opts.stmts[i].name == st->name) {
+            return (unsigned)i;
+        }
+    }
+    return UINT32_MAX; /* "other" */
+}
+
+/* A request batch is over: its duration and span. */
+static void op_observe(db_op_t *op, int err)
+{
+    db_pool_t *p = op->pool;
+    uint64_t now = trace_now_us();
+    metrics_observe(MH_DB_BATCH, stmt_label(p, op->q[0].stmt), now - op->span.start_us);
+    if (op->span.parent.s.sampled) {
+        size_t skip = op->prefixed ? 1 : 0;
+        trace_client_info_t info = {
+            .db = TRACE_DB_POSTGRESQL, .nstmts = (unsigned)op->nq, .sql = op->q[0].stmt->sql, .end_us = now};
+        for (size_t i = 0; i < op->nq && i < TRACE_MAX_STMTS; i++) {
+            info.stmts[i] = op->q[i].stmt->name;
+        }
+        const char *state = err == ERR_IO ? db_error_sqlstate(op->res + skip, op->got - skip) : "";
+        info.error = err == 0                 ? NULL
+                     : err == ERR_TIMEOUT     ? "timeout"
+                     : err == ERR_UNAVAILABLE ? "unavailable"
+                     : state[0] != '\0'       ? state
+                                              : "error";
+        trace_client_end(&op->span, &info);
+    }
+}
+
 static void op_complete(db_op_t *op, int err)
 {
+    if (op->kind == OP_REQUEST) {
+        op_observe(op, err);
+    }
     if (!op->cancelled && op->cb != NULL) {
         size_t skip = op->prefixed ? 1 : 0;
         bool give = err == 0 || err == ERR_IO;
+        /* the callback runs in the scope the batch was submitted in */
+        const trace_scope_t *prev = trace_scope_enter(op->span.parent.valid ? &op->span.parent.s : NULL);
         op->cb(op, err, give ? op->res + skip : NULL, give ? op->got - skip : 0);
+        trace_scope_leave(prev);
     }
     op_free(op);
 }
@@ -336,6 +380,49 @@ const char *db_error_sqlstate(PGresult *const *results, size_t n)
 
 /* One predicate for readiness and for failing fast: a ready connection, a
    heartbeat answered in time, a closed breaker. */
+/* The pool's gauges on this worker's metrics shard; called wherever they
+   may have changed (a loop over the few data connections). */
+static void publish(const db_pool_t *p)
+{
+    int64_t idle = 0, busy = 0, connecting = 0, down = 0, in_use = 0;
+    for (unsigned i = 0; i < p->opts.conns; i++) {
+        const conn_t *c = &p->conns[i];
+        in_use += c->fifo.n;
+        switch (c->state) {
+        case CONN_READY:
+            if (c->fifo.n > 0) {
+                busy++;
+            } else {
+                idle++;
+            }
+            break;
+        case CONN_CONNECTING:
+        case CONN_SETUP:
+            connecting++;
+            break;
+        case CONN_DOWN:
+            down++;
+            break;
+        }
+    }
+    metrics_set(M_DB_CONN_IDLE, idle);
+    metrics_set(M_DB_CONN_BUSY, busy);
+    metrics_set(M_DB_CONN_CONNECTING, connecting);
+    metrics_set(M_DB_CONN_DOWN, down);
+    metrics_set(M_DB_IN_USE, in_use);
+    metrics_set(M_DB_WAITING, p->waiters.n);
+}
+
+static void on_breaker_change(void *arg, breaker_state_t to)
+{
+    (void)arg;
+    /* exported as 0 closed, 1 half-open, 2 open */
+    metrics_set(M_BREAKER_PG, to == BREAKER_OPEN ? 2 : to == BREAKER_HALF_OPEN ? 1 : 0);
+    metrics_inc(to == BREAKER_OPEN        ? M_BREAKER_PG_OPEN
+                : to == BREAKER_HALF_OPEN ? M_BREAKER_PG_HALF_OPEN
+                                          : M_BREAKER_PG_CLOSED);
+}
+
 static void update_health(db_pool_t *p)
 {
     bool healthy = p->ready > 0 && p->hb_alive && p->breaker.state == BREAKER_CLOSED;
@@ -590,6 +677,7 @@ static db_op_t *op_new(db_pool_t *p, const db_batch_t *b)
                     .deadline_ms = b->deadline_ms,
                     .lock_timeout_ms = b->lock_timeout_ms,
                     .nq = b->n};
+    trace_client_begin(&op->span);
     char *d = op->data;
     for (size_t i = 0; i < b->n; i++) {
         op->q[i].stmt = b->qs[i].stmt;
@@ -651,6 +739,7 @@ static void connected(conn_t *c)
     pg_answered(p);
     update_health(p);
     head_changed(c);
+    publish(p);
 }
 
 /* A clock answer: a heartbeat, and a sample of the clock offset. */
@@ -829,6 +918,7 @@ static void conn_fail(conn_t *c, const char *why)
         log_error("db: cannot schedule a reconnect");
     }
     update_health(p);
+    publish(p);
 
     /* Callbacks last: they may submit new work to the pool. */
     while (list != NULL) {
@@ -1001,6 +1091,7 @@ static void conn_on_readable(h2o_socket_t *sock, const char *err)
     }
     if (c->state == CONN_READY && !c->heartbeat) {
         pool_dispatch(c->pool);
+        publish(c->pool);
     }
 }
 
@@ -1077,6 +1168,7 @@ static void on_send_turn(h2o_timeout_entry_t *entry)
         send_queued(&p->conns[i]);
     }
     send_queued(&p->hb);
+    publish(p);
 }
 
 static conn_t *pick_conn(db_pool_t *p)
@@ -1099,7 +1191,9 @@ static void pool_dispatch(db_pool_t *p)
         if (c == NULL) {
             return;
         }
-        queue_op(c, opq_pop(&p->waiters));
+        db_op_t *op = opq_pop(&p->waiters);
+        metrics_observe(MH_DB_POOL_WAIT, 0, trace_now_us() - op->span.start_us);
+        queue_op(c, op);
     }
 }
 
@@ -1173,10 +1267,12 @@ int db_submit(db_pool_t *p, const db_batch_t *b, db_cb cb, void *arg, db_op_t **
     }
     /* Fail fast: nothing healthy to run on, or PostgreSQL is not answering. */
     if (!p->healthy) {
+        metrics_inc(M_DB_REJECT_UNAVAILABLE);
         return ERR_UNAVAILABLE;
     }
     conn_t *c = pick_conn(p);
     if (c == NULL && p->waiters.n >= p->opts.max_waiters) {
+        metrics_inc(M_DB_REJECT_FULL);
         return ERR_UNAVAILABLE;
     }
     db_op_t *op = op_new(p, b);
@@ -1188,8 +1284,10 @@ int db_submit(db_pool_t *p, const db_batch_t *b, db_cb cb, void *arg, db_op_t **
     *out = op;
     if (c == NULL) {
         opq_push(&p->waiters, op);
+        metrics_set(M_DB_WAITING, p->waiters.n);
         return 0;
     }
+    metrics_observe(MH_DB_POOL_WAIT, 0, 0);
     queue_op(c, op); /* sent at the end of this loop turn */
     return 0;
 }
@@ -1268,6 +1366,9 @@ db_pool_t *db_pool_new(h2o_loop_t *loop, timer_heap_t *timers, const db_pool_opt
              "set_config('client_connection_check_interval', '" CLIENT_CHECK_MS "', false)",
              (long long)opts->session_timeout_ms);
     breaker_init(&p->breaker, opts->breaker_threshold, opts->breaker_cooldown_ms);
+    breaker_observe(&p->breaker, on_breaker_change, p);
+    metrics_set(M_DB_CAPACITY, (int64_t)n * opts->max_pipeline);
+    metrics_set(M_DB_MAX_WAITING, opts->max_waiters);
     h2o_timeout_init(loop, &p->send_turn, 0);
     p->send_entry.cb = on_send_turn;
     timer_init(&p->hb_timer, on_heartbeat_tick, p);
@@ -1282,6 +1383,7 @@ db_pool_t *db_pool_new(h2o_loop_t *loop, timer_heap_t *timers, const db_pool_opt
     if (timer_arm(timers, &p->hb_timer, clock_mono_ms() + (uint64_t)opts->heartbeat_ms) != 0) {
         log_error("db: cannot schedule the heartbeat");
     }
+    publish(p);
     return p;
 }
 
@@ -1340,6 +1442,10 @@ void db_pool_free(db_pool_t *p)
     }
     free(p->conninfo);
     free(p);
+    /* this worker's pool is gone: its gauges say so */
+    for (metric_t m = M_DB_CONN_IDLE; m <= M_DB_MAX_WAITING; m++) {
+        metrics_set(m, 0);
+    }
 }
 
 bool db_pool_healthy(const db_pool_t *p)

@@ -24,6 +24,8 @@
 #include "base/jw.h"
 #include "http/h1head.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
 #include "base/banned.h"
 
 #define SCRATCH_MAX      (8u * 1024 * 1024)
@@ -37,37 +39,90 @@
    response is ours and already well formed. */
 static _Thread_local bool sending_own;
 
-/* ---- access log ---- */
+/* ---- access log and metrics ---- */
 
-static void log_access(http_worker_t *w, h2o_req_t *req, str_t request_id, const char *route, int status,
-                       size_t bytes, uint64_t start_us)
+/* The bare address of the peer (the client address of the access log). */
+static str_t peer_addr(h2o_req_t *req, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    out[0] = '\0';
+    if (sl != 0 && ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outlen);
+    } else if (sl != 0 && ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)outlen);
+    }
+    return str_from_cstr(out);
+}
+
+typedef struct {
+    str_t request_id;
+    const char *route;
+    int status;
+    size_t bytes;
+    uint64_t duration_us;
+    const uint8_t *trace_id;
+    const uint8_t *span_id;
+} access_t;
+
+static void log_access(http_worker_t *w, h2o_req_t *req, const access_t *a)
 {
     jw_t *j = log_begin(LOG_INFO, "request");
     if (j == NULL) {
         return;
     }
+    char hex[2 * TRACE_ID_LEN];
     str_t path = str_make(req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len);
-    jw_kv_str(j, "request_id", request_id);
+    jw_kv_str(j, "request_id", a->request_id);
+    trace_hex(a->trace_id, TRACE_ID_LEN, hex);
+    jw_key(j, STR("trace_id"));
+    jw_str_plain(j, str_make(hex, 2 * TRACE_ID_LEN));
+    trace_hex(a->span_id, TRACE_SPAN_ID_LEN, hex);
+    jw_key(j, STR("span_id"));
+    jw_str_plain(j, str_make(hex, 2 * TRACE_SPAN_ID_LEN));
     jw_kv_str(j, "method", str_make(req->method.base, req->method.len));
     jw_kv_str(j, "path", path); /* never the query: it may carry secrets */
-    if (route != NULL) {
-        jw_kv_str(j, "route", str_from_cstr(route));
+    if (a->route != NULL) {
+        jw_kv_str(j, "route", str_from_cstr(a->route));
     }
-    jw_kv_int(j, "status", status);
+    jw_kv_int(j, "status", a->status);
     jw_key(j, STR("duration_ms"));
-    jw_double(j, start_us ? (double)(clock_mono_us() - start_us) / 1000.0 : 0.0, 3);
-    jw_kv_int(j, "bytes", (int64_t)bytes);
+    jw_double(j, (double)a->duration_us / 1000.0, 3);
+    jw_kv_int(j, "bytes", (int64_t)a->bytes);
     jw_kv_int(j, "worker", w->id);
-    struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    char addr[INET6_ADDRSTRLEN] = "";
-    if (sl != 0 && ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
-    } else if (sl != 0 && ss.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
-    }
-    jw_kv_str(j, "remote", str_from_cstr(addr));
+    char addr[INET6_ADDRSTRLEN];
+    jw_kv_str(j, "client_address", peer_addr(req, addr, sizeof(addr)));
     log_end(j);
+}
+
+/* The method as a metric label (HTTP_* bit -> index; unknown: _OTHER). */
+static metric_method_t method_label(unsigned bit)
+{
+    switch (bit) {
+    case HTTP_GET:
+        return MM_GET;
+    case HTTP_HEAD:
+        return MM_HEAD;
+    case HTTP_POST:
+        return MM_POST;
+    case HTTP_PUT:
+        return MM_PUT;
+    case HTTP_PATCH:
+        return MM_PATCH;
+    case HTTP_DELETE:
+        return MM_DELETE;
+    case HTTP_OPTIONS:
+        return MM_OPTIONS;
+    }
+    return MM_OTHER;
+}
+
+static const char *const method_text[MM__COUNT] = {"GET",   "HEAD",   "POST",    "PUT",
+                                                   "PATCH", "DELETE", "OPTIONS", "_OTHER"};
+
+static int http_version(const h2o_req_t *req)
+{
+    return req->version >= 0x200 ? 20 : req->version == 0x100 ? 10 : 11;
 }
 
 /* ---- responses ---- */
@@ -105,15 +160,7 @@ str_t http_header_get(const http_ctx_t *ctx, str_t name)
 
 str_t http_peer_addr(const http_ctx_t *ctx, char *out, size_t outlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = ctx->req->conn->callbacks->get_peername(ctx->req->conn, (struct sockaddr *)&ss);
-    out[0] = '\0';
-    if (sl != 0 && ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outlen);
-    } else if (sl != 0 && ss.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)outlen);
-    }
-    return str_from_cstr(out);
+    return peer_addr(ctx->req, out, outlen);
 }
 
 buf_t *http_scratch(http_ctx_t *ctx)
@@ -145,6 +192,7 @@ void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
     ctx->responded = true;
     ctx->status = status;
     ctx->bytes = body.len;
+    uint64_t end_us = clock_mono_us();
     /* From here the same timer bounds how long the client may take to read
        the answer: one that never reads would hold its slot for ever. */
     ctx->deadline.cb = on_write_timeout;
@@ -163,11 +211,36 @@ void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
                           ctx->request_id.ptr, ctx->request_id.len);
     add_security_headers(req, status);
-    /* Log before sending: once h2o has the response, the request (and ctx
-       with it) may be freed by the time control comes back. */
-    log_access(w, req, ctx->request_id, ctx->match.route ? ctx->match.route->pattern : NULL, status,
-               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ? 0 : body.len,
-               ctx->start_us);
+    /* Log, count and end the span before sending: once h2o has the
+       response, the request (and ctx with it) may be freed by the time
+       control comes back. */
+    const http_route_t *route = ctx->match.route;
+    uint64_t duration_us = end_us > ctx->start_us ? end_us - ctx->start_us : 0;
+    access_t a = {.request_id = ctx->request_id,
+                  .route = route ? route->pattern : NULL,
+                  .status = status,
+                  .bytes = ctx->method == HTTP_HEAD ? 0 : body.len,
+                  .duration_us = duration_us,
+                  .trace_id = ctx->span.scope.trace_id,
+                  .span_id = ctx->span.scope.span_id};
+    log_access(w, req, &a);
+    metric_method_t method = method_label(ctx->method);
+    metrics_http_observe(method, route ? (unsigned)(route - w->server->routes) + 1 : 0, (unsigned)status,
+                         duration_us);
+    if (status == 429) {
+        metrics_inc(M_HTTP_RATE_LIMITED);
+    }
+    if (ctx->span.scope.sampled) {
+        trace_server_info_t info = {.method = method_text[method],
+                                    .route = a.route,
+                                    .path = ctx->path,
+                                    .status = status,
+                                    .http_version = http_version(req),
+                                    .start_us = ctx->start_us,
+                                    .end_us = end_us};
+        trace_server_end(&ctx->span, &info);
+    }
+    trace_scope_retire(&ctx->span.scope);
     sending_own = true;
     h2o_send_inline(req, body.ptr, body.len);
     sending_own = false;
@@ -224,6 +297,11 @@ void http_respond_err(http_ctx_t *ctx, int err)
 {
     http_problem_t p;
     http_problem_from_err(err, STR_NULL, &p);
+    if (err == ERR_TIMEOUT) {
+        metrics_inc(M_HTTP_TIMEOUTS);
+    } else if (err == ERR_UNAVAILABLE) {
+        metrics_inc(M_HTTP_SHED_UNAVAILABLE);
+    }
     if (p.status == 500) {
         log_error("request %.*s failed: %s", (int)ctx->request_id.len, ctx->request_id.ptr, err_name(err));
     }
@@ -272,7 +350,9 @@ static void on_ctx_dispose(void *p)
         log_debug("request %.*s abandoned by the client", (int)ctx->request_id.len, ctx->request_id.ptr);
     }
     ctx->w->inflight--;
+    metrics_set(M_HTTP_ACTIVE, (int64_t)ctx->w->inflight);
     h2o_linklist_unlink(&ctx->link);
+    trace_scope_retire(&ctx->span.scope);
     ctx->req = NULL;
 }
 
@@ -301,8 +381,10 @@ static void on_deadline(struct timer *t)
     if (ctx->responded) {
         return;
     }
+    const trace_scope_t *prev = trace_scope_enter(&ctx->span.scope);
     cancel_pending(ctx);
     http_respond_err(ctx, ERR_TIMEOUT);
+    trace_scope_leave(prev);
 }
 
 void http_worker_abort_requests(http_worker_t *w)
@@ -313,6 +395,7 @@ void http_worker_abort_requests(http_worker_t *w)
         node = node->next;
         if (!ctx->responded) {
             cancel_pending(ctx);
+            metrics_inc(M_HTTP_SHED_SHUTDOWN);
             http_respond_error(ctx, 503, "shutting-down",
                                "the server is shutting down; retry on another instance");
         }
@@ -337,15 +420,64 @@ static int check_h1_head(h2o_req_t *req, size_t max_head)
     return http_h1_head_check(sock->input->bytes, sock->input->size, max_head);
 }
 
+/* A header's only value; STR_NULL when absent or given more than once. */
+static str_t header_once(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    if (i < 0 || h2o_find_header_by_str(&req->headers, name, len, i) >= 0) {
+        return STR_NULL;
+    }
+    return str_make(req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+}
+
+/*
+ * The request's span, from its traceparent (W3C Trace Context; two of them
+ * are as good as none). tracestate is only read when the span will be
+ * exported; several tracestate headers are one list (RFC 9110 section
+ * 5.3), joined here.
+ */
+static void start_span(http_ctx_t *ctx)
+{
+    h2o_req_t *req = ctx->req;
+    str_t tp = header_once(req, H2O_STRLIT("traceparent"));
+    str_t ts = STR_NULL;
+    if (tp.len > 0 && trace_exporting()) {
+        size_t total = 0, n = 0;
+        for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("tracestate"), i)) >= 0;) {
+            total += req->headers.entries[i].value.len + 1;
+            n++;
+        }
+        if (n == 1) {
+            ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("tracestate"), -1);
+            ts = str_make(req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+        } else if (n > 1 && total <= 4 * TRACESTATE_MAX) {
+            char *joined = h2o_mem_alloc_pool(&req->pool, total);
+            size_t len = 0;
+            for (ssize_t i = -1;
+                 (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("tracestate"), i)) >= 0;) {
+                h2o_iovec_t v = req->headers.entries[i].value;
+                if (len > 0) {
+                    joined[len++] = ',';
+                }
+                memcpy(joined + len, v.base, v.len);
+                len += v.len;
+            }
+            ts = str_make(joined, len);
+        }
+    }
+    trace_server_begin(&ctx->span, tp, ts, ctx->request_id);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     http_worker_t *w = http_worker_of(req->conn->ctx);
     http_server_t *s = w->server;
     http_ctx_t *ctx = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx), on_ctx_dispose);
-    *ctx = (http_ctx_t){.req = req, .w = w, .start_us = clock_mono_us()};
+    *ctx = (http_ctx_t){.req = req, .w = w, .start_us = trace_now_us()};
     timer_init(&ctx->deadline, on_deadline, ctx);
     w->inflight++;
+    metrics_set(M_HTTP_ACTIVE, (int64_t)w->inflight);
     h2o_linklist_insert(&w->requests, &ctx->link);
 
     ssize_t hi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
@@ -357,16 +489,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_reqid_generate(ctx->request_id_buf);
         ctx->request_id = str_make(ctx->request_id_buf, HTTP_REQID_GEN_LEN);
     }
+    ctx->method = http_method_parse(str_make(req->method.base, req->method.len));
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    ctx->path = str_make(req->path.base, plen);
+    start_span(ctx);
 
     if (w->stopping) {
+        metrics_inc(M_HTTP_SHED_SHUTDOWN);
         http_respond_error(ctx, 503, "shutting-down",
                            "the server is shutting down; retry on another instance");
         return 0;
     }
 
-    ctx->method = http_method_parse(str_make(req->method.base, req->method.len));
-    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    ctx->path = str_make(req->path.base, plen);
     ctx->query =
         plen < req->path.len ? str_make(req->path.base + plen + 1, req->path.len - plen - 1) : STR("");
 
@@ -378,6 +512,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                             .title = "Server overloaded",
                             .detail = STR("too many requests in progress; retry shortly"),
                             .retry_after_s = 1};
+        metrics_inc(M_HTTP_SHED_OVERLOADED);
         http_respond_problem(ctx, &p);
         return 0;
     }
@@ -413,7 +548,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_respond_err(ctx, ERR_UNAVAILABLE);
         return 0;
     }
+    const trace_scope_t *prev = trace_scope_enter(&ctx->span.scope);
     s->dispatch(ctx);
+    trace_scope_leave(prev);
     return 0;
 }
 
@@ -478,7 +615,22 @@ static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
                           id.len);
     req->res.content_length = body.len;
     add_security_headers(req, status);
-    log_access(w, req, str_make(id.base, id.len), NULL, status, body.len, 0);
+    /* An answer h2o made itself (no context, no route): the request still
+       gets ids, a log line and its place in the metrics. */
+    trace_server_t span;
+    trace_server_begin(&span, STR_NULL, STR_NULL, STR_NULL);
+    int64_t began =
+        (int64_t)req->timestamps.request_begin_at.tv_sec * 1000000 + req->timestamps.request_begin_at.tv_usec;
+    int64_t took = req->timestamps.request_begin_at.tv_sec != 0 ? clock_wall_us() - began : 0;
+    access_t a = {.request_id = str_make(id.base, id.len),
+                  .status = status,
+                  .bytes = body.len,
+                  .duration_us = took > 0 ? (uint64_t)took : 0,
+                  .trace_id = span.scope.trace_id,
+                  .span_id = span.scope.span_id};
+    log_access(w, req, &a);
+    metrics_http_observe(method_label(http_method_parse(str_make(req->method.base, req->method.len))), 0,
+                         (unsigned)status, a.duration_us);
 
     problem_ostream_t *o = (problem_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
     o->super.do_send = problem_do_send;
@@ -492,7 +644,7 @@ static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
 int http_server_init(http_server_t *s, const http_server_opts_t *opts, const http_route_t *routes,
                      size_t nroutes, http_dispatch_fn dispatch)
 {
-    *s = (http_server_t){.opts = *opts, .dispatch = dispatch};
+    *s = (http_server_t){.opts = *opts, .dispatch = dispatch, .routes = routes, .nroutes = nroutes};
     s->router = http_router_new(routes, nroutes, opts->debug_routes ? HTTP_ROUTE_DEBUG : 0);
     if (s->router == NULL) {
         return ERR_NOMEM;
@@ -684,7 +836,9 @@ int http_worker_init(http_worker_t *w, http_server_t *s, unsigned id, int listen
 void http_worker_run_once(http_worker_t *w, int32_t max_wait_ms)
 {
     int32_t wait = timer_heap_next_wait(&w->timers, clock_mono_ms(), max_wait_ms);
+    trace_new_turn(); /* span and request times: read after the wait */
     h2o_evloop_run(w->h2o.loop, wait);
+    trace_new_turn();
     timer_heap_run(&w->timers, clock_mono_ms());
 }
 

@@ -31,6 +31,7 @@
 #include "http/problem.h"
 #include "http/reqid.h"
 #include "http/router.h"
+#include "obs/trace.h"
 
 typedef struct http_ctx http_ctx_t;
 typedef struct http_worker http_worker_t;
@@ -56,6 +57,8 @@ typedef struct http_server {
     http_router_t *router;
     http_server_opts_t opts;
     http_dispatch_fn dispatch;
+    const http_route_t *routes; /* the table: a route's metric label is its index + 1 */
+    size_t nroutes;
     _Atomic bool draining; /* shutdown has begun: readiness is 503 */
     /* (worker, required dependency) pairs that are down; readiness needs 0.
        Starts at the number of workers (no pool connected yet). */
@@ -99,7 +102,8 @@ struct http_ctx {
     http_worker_t *w;
     str_t request_id;
     char request_id_buf[HTTP_REQID_GEN_LEN];
-    uint64_t start_us;
+    trace_server_t span;   /* its ids (also in the access log); span.scope is the request's trace scope */
+    uint64_t start_us;     /* monotonic: the loop turn it was read in (obs/trace.h trace_now_us) */
     uint64_t deadline_ms;  /* monotonic */
     struct timer deadline; /* then, once answered: the write timeout */
     unsigned method;

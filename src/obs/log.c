@@ -20,6 +20,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "obs/trace.h"
 #include "base/banned.h"
 
 #define LOG_MAX_RINGS      128
@@ -233,6 +234,21 @@ jw_t *log_begin(log_level_t level, const char *msg)
     jw_kv_str(&line_json, "time", str_make(ts, tslen));
     jw_kv_str(&line_json, "level", str_from_cstr(level_names[level]));
     jw_kv_str(&line_json, "msg", str_from_cstr(msg));
+    /* A warning or error while a request runs names it: its id, and the
+       trace and span that the access line and exported spans show too. */
+    const trace_scope_t *scope = trace_scope;
+    if (level >= LOG_WARN && scope != NULL) {
+        char hex[2 * TRACE_ID_LEN];
+        if (scope->request_id.len > 0) {
+            jw_kv_str(&line_json, "request_id", scope->request_id);
+        }
+        trace_hex(scope->trace_id, TRACE_ID_LEN, hex);
+        jw_key(&line_json, STR("trace_id"));
+        jw_str_plain(&line_json, str_make(hex, 2 * TRACE_ID_LEN));
+        trace_hex(scope->span_id, TRACE_SPAN_ID_LEN, hex);
+        jw_key(&line_json, STR("span_id"));
+        jw_str_plain(&line_json, str_make(hex, 2 * TRACE_SPAN_ID_LEN));
+    }
     return &line_json;
 }
 

@@ -24,6 +24,8 @@
 #include "base/redact.h"
 #include "base/rand.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
 #include "base/banned.h"
 
 #define CONNECT_TIMEOUT_MS 2000
@@ -39,7 +41,12 @@ struct redis_cmd {
     redis_cb cb;
     void *arg;
     struct timer deadline;
-    bool done; /* the callback has run (or was cancelled): drop the reply */
+    bool done;     /* the callback has run (or was cancelled): drop the reply */
+    bool observed; /* a caller's command (not the PING): timed and traced */
+    uint8_t label; /* metric_redis_cmd_t */
+    uint8_t name_len;
+    char name[16];       /* the command, for its span */
+    trace_client_t span; /* its scope, CLIENT span and start */
 };
 
 struct redis_client {
@@ -385,6 +392,16 @@ static void connect_now(redis_client_t *r)
     }
 }
 
+static void on_breaker_change(void *arg, breaker_state_t to)
+{
+    (void)arg;
+    /* exported as 0 closed, 1 half-open, 2 open */
+    metrics_set(M_BREAKER_REDIS, to == BREAKER_OPEN ? 2 : to == BREAKER_HALF_OPEN ? 1 : 0);
+    metrics_inc(to == BREAKER_OPEN        ? M_BREAKER_REDIS_OPEN
+                : to == BREAKER_HALF_OPEN ? M_BREAKER_REDIS_HALF_OPEN
+                                          : M_BREAKER_REDIS_CLOSED);
+}
+
 static void on_retry(struct timer *t)
 {
     connect_now(t->data);
@@ -400,6 +417,7 @@ redis_client_t *redis_client_new(h2o_loop_t *loop, timer_heap_t *timers, const r
     r->timers = timers;
     r->opts = *opts;
     breaker_init(&r->breaker, opts->breaker_threshold, opts->breaker_cooldown_ms);
+    breaker_observe(&r->breaker, on_breaker_change, r);
     timer_init(&r->retry, on_retry, r);
     timer_init(&r->connect_timeout, on_connect_timeout, r);
     timer_init(&r->heartbeat, on_heartbeat, r);
@@ -435,6 +453,31 @@ bool redis_client_usable(redis_client_t *r)
 
 /* ---- commands ---- */
 
+/* A caller's command is over: its duration and span. */
+static void observe(redis_cmd_t *cmd, int err, const redisReply *reply)
+{
+    uint64_t now = trace_now_us();
+    metrics_observe(MH_REDIS_COMMAND, cmd->label, now - cmd->span.start_us);
+    if (!cmd->span.parent.s.sampled) {
+        return;
+    }
+    char kind[24] = "";
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->str != NULL) {
+        /* error.type: the error's first word ("NOSCRIPT", "ERR") */
+        size_t n = strcspn(reply->str, " ");
+        snprintf(kind, sizeof(kind), "%.*s", (int)(n < sizeof(kind) - 1 ? n : sizeof(kind) - 1), reply->str);
+    }
+    trace_client_info_t info = {.db = TRACE_DB_REDIS,
+                                .command = str_make(cmd->name, cmd->name_len),
+                                .error = err == ERR_TIMEOUT                                  ? "timeout"
+                                         : err != 0                                          ? "unavailable"
+                                         : kind[0] != '\0'                                   ? kind
+                                         : reply != NULL && reply->type == REDIS_REPLY_ERROR ? "error"
+                                                                                             : NULL,
+                                .end_us = now};
+    trace_client_end(&cmd->span, &info);
+}
+
 static void finish(redis_cmd_t *cmd, int err, redisReply *reply)
 {
     if (cmd->done) {
@@ -442,7 +485,15 @@ static void finish(redis_cmd_t *cmd, int err, redisReply *reply)
     }
     cmd->done = true;
     timer_cancel(cmd->r->timers, &cmd->deadline);
+    if (!cmd->observed) {
+        cmd->cb(cmd, err, reply);
+        return;
+    }
+    observe(cmd, err, reply);
+    /* the callback runs in the scope the command was sent in */
+    const trace_scope_t *prev = trace_scope_enter(cmd->span.parent.valid ? &cmd->span.parent.s : NULL);
     cmd->cb(cmd, err, reply);
+    trace_scope_leave(prev);
 }
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -480,6 +531,7 @@ static void on_cmd_deadline(struct timer *t)
 {
     redis_cmd_t *cmd = t->data;
     redis_client_t *r = cmd->r;
+    metrics_inc(M_REDIS_TIMEOUTS);
     finish(cmd, ERR_TIMEOUT, NULL);
     breaker_failure(&r->breaker, clock_mono_ms());
     update_usable(r, "commands time out");
@@ -568,6 +620,16 @@ int redis_cmd(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, void *arg, r
     cmd->r = r;
     cmd->cb = cb;
     cmd->arg = arg;
+    cmd->observed = true;
+    const char *name = argc > 0 ? argv[0] : "";
+    size_t n = argc > 0 ? argvlen[0] : 0;
+    cmd->label = (uint8_t)metrics_redis_command(name, n);
+    cmd->name_len = (uint8_t)(n < sizeof(cmd->name) ? n : sizeof(cmd->name));
+    for (size_t i = 0; i < cmd->name_len; i++) {
+        char c = name[i];
+        cmd->name[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c; /* db.operation.name: as Redis spells it */
+    }
+    trace_client_begin(&cmd->span);
     timer_init(&cmd->deadline, on_cmd_deadline, cmd);
     if (redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
         free(cmd);

@@ -38,33 +38,48 @@ static bool overloaded(const http_ctx_t *ctx)
     return false;
 }
 
-void routes_health_ready(http_ctx_t *ctx)
+/* Why this instance should not get traffic now, or NULL: the one
+   predicate behind /health/ready and the api_ready gauge. */
+static const http_problem_t *not_ready(const http_ctx_t *ctx)
 {
+    static const http_problem_t draining = {.status = 503,
+                                            .slug = "not-ready",
+                                            .title = "Not ready",
+                                            .detail = STR("the server is shutting down")};
+    static const http_problem_t deps = {
+        .status = 503,
+        .slug = "not-ready",
+        .title = "Not ready",
+        .detail = STR("a required dependency (PostgreSQL, or Redis when required) is down"),
+        .retry_after_s = 1};
+    static const http_problem_t busy = {
+        .status = 503,
+        .slug = "overloaded",
+        .title = "Server overloaded",
+        .detail = STR("this worker is close to its in-flight or database queue limits"),
+        .retry_after_s = 1};
     if (atomic_load_explicit(&ctx->w->server->draining, memory_order_relaxed)) {
-        http_problem_t p = {.status = 503,
-                            .slug = "not-ready",
-                            .title = "Not ready",
-                            .detail = STR("the server is shutting down")};
-        http_respond_problem(ctx, &p);
-        return;
+        return &draining;
     }
     if (atomic_load_explicit(&ctx->w->server->deps_down, memory_order_relaxed) > 0) {
-        http_problem_t p = {.status = 503,
-                            .slug = "not-ready",
-                            .title = "Not ready",
-                            .detail =
-                                STR("a required dependency (PostgreSQL, or Redis when required) is down"),
-                            .retry_after_s = 1};
-        http_respond_problem(ctx, &p);
-        return;
+        return &deps;
     }
     if (overloaded(ctx)) {
-        http_problem_t p = {.status = 503,
-                            .slug = "overloaded",
-                            .title = "Server overloaded",
-                            .detail = STR("this worker is close to its in-flight or database queue limits"),
-                            .retry_after_s = 1};
-        http_respond_problem(ctx, &p);
+        return &busy;
+    }
+    return NULL;
+}
+
+bool routes_health_is_ready(const http_ctx_t *ctx)
+{
+    return not_ready(ctx) == NULL;
+}
+
+void routes_health_ready(http_ctx_t *ctx)
+{
+    const http_problem_t *p = not_ready(ctx);
+    if (p != NULL) {
+        http_respond_problem(ctx, p);
         return;
     }
     http_respond(ctx, 200, STR("application/json"), STR("{\"status\":\"ready\"}"));

@@ -6,6 +6,7 @@
 #ifndef ROUTES_ROUTES_H
 #define ROUTES_ROUTES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http/server.h"
@@ -15,6 +16,9 @@ extern const size_t routes_count;
 
 void routes_health_live(http_ctx_t *ctx);
 void routes_health_ready(http_ctx_t *ctx);
+/* What /health/ready would answer now on ctx's worker (true: 200). */
+bool routes_health_is_ready(const http_ctx_t *ctx);
+void routes_metrics(http_ctx_t *ctx);
 void routes_debug_sleep(http_ctx_t *ctx);
 void routes_debug_block(http_ctx_t *ctx);
 void routes_openapi(http_ctx_t *ctx);

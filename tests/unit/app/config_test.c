@@ -211,3 +211,44 @@ TEST(config_bad_database_url_never_shows_the_password)
         }
     }
 }
+
+TEST(config_otel)
+{
+    config_t c;
+    char err[256] = "";
+    CHECK_INT_EQ(load(NULL, 0, NULL, &c, err, sizeof(err)), 0);
+    CHECK(c.otel_endpoint == NULL);
+    CHECK(strcmp(c.otel_service_name, "api") == 0);
+    CHECK(c.otel_sampler_ratio == 1.0);
+    CHECK_INT_EQ(c.otel_queue_spans, 2048);
+    CHECK_INT_EQ(c.otel_schedule_delay_ms, 1000);
+    CHECK_INT_EQ(c.otel_batch_spans, 512);
+    CHECK_INT_EQ(c.otel_timeout_ms, 10000);
+
+    static const char *const env[] = {"OTEL_EXPORTER_OTLP_ENDPOINT",
+                                      "http://127.0.0.1:4318",
+                                      "OTEL_SERVICE_NAME",
+                                      "users-api",
+                                      "OTEL_TRACES_SAMPLER_ARG",
+                                      "0.25",
+                                      NULL};
+    CHECK_INT_EQ(load(env, 0, NULL, &c, err, sizeof(err)), 0);
+    CHECK(strcmp(c.otel_endpoint, "http://127.0.0.1:4318") == 0);
+    CHECK(strcmp(c.otel_service_name, "users-api") == 0);
+    CHECK(c.otel_sampler_ratio == 0.25);
+
+    static const char *const empty[] = {"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTEL_SERVICE_NAME", "", NULL};
+    CHECK_INT_EQ(load(empty, 0, NULL, &c, err, sizeof(err)), 0);
+    CHECK(c.otel_endpoint == NULL);
+    CHECK(strcmp(c.otel_service_name, "api") == 0);
+
+    const char *bad_ratio[] = {"1.5", "-0.1", "half", "0.5x", "nan", NULL};
+    for (int i = 0; bad_ratio[i] != NULL; i++) {
+        const char *const e[] = {"OTEL_TRACES_SAMPLER_ARG", bad_ratio[i], NULL};
+        CHECK_INT_EQ(load(e, 0, NULL, &c, err, sizeof(err)), ERR_INVAL);
+        CHECK(strstr(err, "OTEL_TRACES_SAMPLER_ARG") != NULL);
+    }
+    static const char *const bad_url[] = {"OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", NULL};
+    CHECK_INT_EQ(load(bad_url, 0, NULL, &c, err, sizeof(err)), ERR_INVAL);
+    CHECK(strstr(err, "OTEL_EXPORTER_OTLP_ENDPOINT") != NULL);
+}

@@ -28,3 +28,34 @@ TEST(breaker_cycle)
     CHECK(breaker_allow(&b, 2021));
     CHECK_INT_EQ(b.opened_total, 2);
 }
+
+static int changes[8];
+static int nchanges;
+
+static void on_change(void *arg, breaker_state_t to)
+{
+    (void)arg;
+    if (nchanges < 8) {
+        changes[nchanges++] = (int)to;
+    }
+}
+
+TEST(breaker_observer_sees_each_change_once)
+{
+    breaker_t b;
+    breaker_init(&b, 2, 100);
+    nchanges = 0;
+    breaker_observe(&b, on_change, NULL);
+    breaker_failure(&b, 0);
+    breaker_success(&b); /* closed -> closed: no change */
+    breaker_failure(&b, 0);
+    breaker_failure(&b, 0); /* open */
+    breaker_trip(&b, 10);   /* open -> open: no change */
+    CHECK(!breaker_allow(&b, 50));
+    CHECK(breaker_allow(&b, 200)); /* half-open */
+    breaker_success(&b);           /* closed */
+    CHECK_INT_EQ(nchanges, 3);
+    CHECK_INT_EQ(changes[0], BREAKER_OPEN);
+    CHECK_INT_EQ(changes[1], BREAKER_HALF_OPEN);
+    CHECK_INT_EQ(changes[2], BREAKER_CLOSED);
+}
