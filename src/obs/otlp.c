@@ -466,6 +466,7 @@ static void *exporter_main(void *arg)
     }
     free(batch);
     buf_deinit(&body);
+    log_thread_detach(); /* its line buffer */
     return NULL;
 }
 
