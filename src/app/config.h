@@ -64,6 +64,7 @@ typedef struct {
     bool debug_routes;
     log_level_t log_level;
     const char *otel_endpoint;
+    const char *trusted_proxies;
     /* true when a secret fell back to its development default */
     bool jwt_secret_is_default;
     bool cursor_secret_is_default;

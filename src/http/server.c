@@ -39,8 +39,22 @@ static _Thread_local bool sending_own;
 
 /* ---- access log ---- */
 
+static str_t peer_addr(h2o_req_t *req, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    out[0] = '\0';
+    if (sl != 0 && ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outlen);
+    } else if (sl != 0 && ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)outlen);
+    }
+    return str_from_cstr(out);
+}
+
+/* client: the client address after TRUSTED_PROXIES (STR_NULL: the peer). */
 static void log_access(http_worker_t *w, h2o_req_t *req, str_t request_id, const char *route, int status,
-                       size_t bytes, uint64_t start_us)
+                       size_t bytes, uint64_t start_us, str_t client)
 {
     jw_t *j = log_begin(LOG_INFO, "request");
     if (j == NULL) {
@@ -58,15 +72,8 @@ static void log_access(http_worker_t *w, h2o_req_t *req, str_t request_id, const
     jw_double(j, start_us ? (double)(clock_mono_us() - start_us) / 1000.0 : 0.0, 3);
     jw_kv_int(j, "bytes", (int64_t)bytes);
     jw_kv_int(j, "worker", w->id);
-    struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    char addr[INET6_ADDRSTRLEN] = "";
-    if (sl != 0 && ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
-    } else if (sl != 0 && ss.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
-    }
-    jw_kv_str(j, "remote", str_from_cstr(addr));
+    char addr[INET6_ADDRSTRLEN];
+    jw_kv_str(j, "remote", client.ptr != NULL ? client : peer_addr(req, addr, sizeof(addr)));
     log_end(j);
 }
 
@@ -105,15 +112,35 @@ str_t http_header_get(const http_ctx_t *ctx, str_t name)
 
 str_t http_peer_addr(const http_ctx_t *ctx, char *out, size_t outlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = ctx->req->conn->callbacks->get_peername(ctx->req->conn, (struct sockaddr *)&ss);
-    out[0] = '\0';
-    if (sl != 0 && ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outlen);
-    } else if (sl != 0 && ss.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)outlen);
+    return peer_addr(ctx->req, out, outlen);
+}
+
+str_t http_client_addr(http_ctx_t *ctx)
+{
+    if (ctx->client.ptr == NULL) {
+        char peer[INET6_ADDRSTRLEN];
+        str_t p = peer_addr(ctx->req, peer, sizeof(peer));
+        const http_cidrs_t *trusted = ctx->w->server->opts.trusted_proxies;
+        if (trusted == NULL || trusted->n == 0) {
+            memcpy(ctx->client_buf, p.ptr, p.len + 1);
+            ctx->client = str_make(ctx->client_buf, p.len);
+        } else {
+            /* every X-Forwarded-For header, in order */
+            str_t xff[16];
+            size_t n = 0;
+            for (ssize_t i = -1; n < 16;) {
+                i = h2o_find_header_by_str(&ctx->req->headers, H2O_STRLIT("x-forwarded-for"), i);
+                if (i < 0) {
+                    break;
+                }
+                xff[n++] =
+                    str_make(ctx->req->headers.entries[i].value.base, ctx->req->headers.entries[i].value.len);
+            }
+            size_t len = http_forwarded_client(trusted, p, xff, n, ctx->client_buf);
+            ctx->client = str_make(ctx->client_buf, len);
+        }
     }
-    return str_from_cstr(out);
+    return ctx->client;
 }
 
 buf_t *http_scratch(http_ctx_t *ctx)
@@ -166,8 +193,8 @@ void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
     /* Log before sending: once h2o has the response, the request (and ctx
        with it) may be freed by the time control comes back. */
     log_access(w, req, ctx->request_id, ctx->match.route ? ctx->match.route->pattern : NULL, status,
-               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ? 0 : body.len,
-               ctx->start_us);
+               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ? 0 : body.len, ctx->start_us,
+               http_client_addr(ctx));
     sending_own = true;
     h2o_send_inline(req, body.ptr, body.len);
     sending_own = false;
@@ -195,6 +222,7 @@ void http_respond_problem(http_ctx_t *ctx, const http_problem_t *p)
         small.nerrors = 0; /* the errors list was what did not fit */
         http_problem_render(b, &small);
     }
+    ctx->answer_retryable = p->retryable || p->status >= 500;
     if (p->retry_after_s > 0) {
         char v[16];
         int n = snprintf(v, sizeof(v), "%d", p->retry_after_s);
@@ -478,7 +506,7 @@ static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
                           id.len);
     req->res.content_length = body.len;
     add_security_headers(req, status);
-    log_access(w, req, str_make(id.base, id.len), NULL, status, body.len, 0);
+    log_access(w, req, str_make(id.base, id.len), NULL, status, body.len, 0, STR_NULL);
 
     problem_ostream_t *o = (problem_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
     o->super.do_send = problem_do_send;
