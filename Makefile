@@ -28,6 +28,7 @@ HDRS      := $(shell find src tests/unit -name '*.h')
 
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 OPENAPI    := openapi/openapi.json
+DOCS_UI    := $(sort $(wildcard openapi/ui/*.html openapi/ui/*.js openapi/ui/*.css))
 GEN_SRC    := build/gen/embedded.c
 
 REL_OBJS  := $(SRCS:%.c=build/obj/%.o) build/obj/gen/embedded.o
@@ -60,9 +61,9 @@ build/asan/obj/%.o: %.c $(HDRS) Makefile
 	@echo "CC [asan] $<"
 	@$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_CFLAGS) -c -o $@ $<
 
-$(GEN_SRC): scripts/embed.sh $(OPENAPI) $(MIGRATIONS)
+$(GEN_SRC): scripts/embed.sh $(OPENAPI) $(DOCS_UI) $(MIGRATIONS)
 	@mkdir -p $(dir $@)
-	@scripts/embed.sh $@ $(OPENAPI) $(MIGRATIONS)
+	@scripts/embed.sh $@ $(OPENAPI) $(addprefix --asset ,$(DOCS_UI)) $(MIGRATIONS)
 
 build/obj/gen/embedded.o: $(GEN_SRC)
 	@mkdir -p $(dir $@)
