@@ -14,6 +14,7 @@
 
 #include "app/app.h"
 #include "app/config.h"
+#include "db/capacity.h"
 #include "db/migrate.h"
 #include "obs/log.h"
 #include "base/banned.h"
@@ -86,6 +87,16 @@ int main(int argc, char **argv)
     if (app_block_signals(&signals) != 0) {
         fprintf(stderr, "api: cannot block the termination signals\n");
         rc = 1;
+        goto out;
+    }
+    /* Before any pool connects: a pool that cannot fit stops the start
+       (a SIGTERM meanwhile stays pending for app_serve). */
+    db_capacity_opts_t cap = {.instances = cfg.db_instances,
+                              .pool_size = cfg.db_pool_size,
+                              .max_connections = cfg.db_max_connections,
+                              .timeout_ms = 2000};
+    if (db_capacity_check(cfg.database_url, &cap, err, sizeof(err)) != 0) {
+        fprintf(stderr, "api: %s\n", err);
         goto out;
     }
     if (log_start() != 0) {
