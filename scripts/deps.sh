@@ -3,7 +3,8 @@
 # run and test the project. Safe to re-run: does nothing when all are present.
 set -euo pipefail
 
-# One package per line; edit here.
+# One package per line; edit here. "a|b": any one of them will do; when
+# none is installed, the last (Debian's own) is installed.
 PACKAGES=(
   build-essential
   pkg-config
@@ -28,6 +29,13 @@ PACKAGES=(
   nginx-light     # benchmark baseline
   nodejs
   npm
+  haproxy         # the local cluster (deploy/cluster.sh)
+  pgbouncer
+  docker-compose  # validates deploy/compose.yaml offline (no engine needed)
+  graphviz        # docs/architecture diagram (dot)
+  chromium        # the /docs page test (headless)
+  python3-yaml    # deploy-file checks
+  'kubectl|kubernetes-client'  # kustomize renders deploy/k8s; either one will do
 )
 
 # Run a command as root: directly when root, else through sudo if present.
@@ -53,16 +61,25 @@ done < <(dpkg-query -W -f='${db:Status-Abbrev}|${Provides}\n' 2>/dev/null \
       for (i = 1; i <= n; i++) { sub(/ .*/, "", p[i]); print p[i] }
     }')
 
+have() {
+  local status
+  status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
+  [[ ${status} == "install ok installed" || ${provided} == *" $1 "* ]]
+}
+
 missing=()
-for pkg in "${PACKAGES[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null || true)
-  if [[ ${status} == "install ok installed" ]]; then
-    continue
+for entry in "${PACKAGES[@]}"; do
+  IFS='|' read -r -a alternatives <<<"${entry}"
+  found=0
+  for pkg in "${alternatives[@]}"; do
+    if have "${pkg}"; then
+      found=1
+      break
+    fi
+  done
+  if [[ ${found} -eq 0 ]]; then
+    missing+=("${alternatives[-1]}")
   fi
-  if [[ ${provided} == *" ${pkg} "* ]]; then
-    continue
-  fi
-  missing+=("${pkg}")
 done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
