@@ -3,12 +3,10 @@
 `Cluster.up(workdir)` runs `deploy/cluster.sh up` on free loopback ports in a
 directory of its own: three server processes (the release build, build/api,
 unless $CLUSTER_API_BIN says otherwise) behind HAProxy, PgBouncer in front of
-a PostgreSQL of its own, one Redis. `down()` stops every process by PID and
-deletes the directory. Every wait is bounded.
-
-PgBouncer runs in transaction pooling mode when the server binary knows
-DATABASE_PREPARED (its --help lists it), else in session mode: named
-prepared statements need a session of their own.
+a PostgreSQL of its own, one Redis. PgBouncer pools in transaction mode and
+the instances send unnamed statements (DATABASE_PREPARED=0), as in
+production. `down()` stops every process by PID and deletes the directory.
+Every wait is bounded.
 """
 
 import json
@@ -38,11 +36,6 @@ def require_tools(*names):
     missing = [n for n in names if shutil.which(n) is None]
     if missing:
         raise AssertionError(f"not installed: {', '.join(missing)} (scripts/deps.sh installs them)")
-
-
-def knows_prepared_setting(binary):
-    r = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=10)
-    return "DATABASE_PREPARED" in r.stdout
 
 
 def _read_env(path):
@@ -161,8 +154,7 @@ def start_cluster(tmp_path_factory):
     binary = cluster_api_bin()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         raise AssertionError(f"{binary} not found: the cluster tests run the release build (make)")
-    mode = "transaction" if knows_prepared_setting(binary) else "session"
-    c = Cluster(tmp_path_factory.mktemp("cluster"), mode)
+    c = Cluster(tmp_path_factory.mktemp("cluster"), "transaction")
     try:
         c.up()
     except BaseException:
