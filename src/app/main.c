@@ -93,6 +93,7 @@ int main(int argc, char **argv)
        (a SIGTERM meanwhile stays pending for app_serve). */
     db_capacity_opts_t cap = {.instances = cfg.db_instances,
                               .pool_size = cfg.db_pool_size,
+                              .workers = cfg.workers,
                               .max_connections = cfg.db_max_connections,
                               .timeout_ms = 2000};
     if (db_capacity_check(cfg.database_url, &cap, err, sizeof(err)) != 0) {

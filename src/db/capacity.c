@@ -20,18 +20,31 @@
     " (SELECT count(*) FROM pg_stat_activity"                                                                \
     "  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())"
 
-int db_capacity_fits(int64_t instances, int64_t pool_size, int64_t budget, const char *source, char *err,
+int64_t db_capacity_per_instance(int64_t pool_size, int64_t workers)
+{
+    int64_t per_worker = workers > 0 ? pool_size / workers : pool_size;
+    if (per_worker < 1) {
+        per_worker = 1;
+    }
+    return workers * (per_worker + 1);
+}
+
+int db_capacity_fits(const db_capacity_opts_t *o, int64_t budget, const char *source, char *err,
                      size_t errlen)
 {
-    /* Both factors are bounded by config (<= 10000 and <= 1024): no overflow. */
-    int64_t need = instances * pool_size;
+    /* Bounded by config (instances <= 10000, pool <= 1024, workers <= 256):
+       no overflow. */
+    int64_t per_instance = db_capacity_per_instance(o->pool_size, o->workers);
+    int64_t need = o->instances * per_instance;
     if (need <= budget) {
         return 0;
     }
     snprintf(err, errlen,
-             "pool sizing: DATABASE_INSTANCES (%lld) x DATABASE_POOL_SIZE (%lld) = %lld connections, "
+             "pool sizing: DATABASE_INSTANCES (%lld) x %lld connections per instance "
+             "(DATABASE_POOL_SIZE %lld over WORKERS %lld, plus a heartbeat per worker) = %lld, "
              "more than %s allows (%lld); lower DATABASE_POOL_SIZE, or raise the database's limit",
-             (long long)instances, (long long)pool_size, (long long)need, source, (long long)budget);
+             (long long)o->instances, (long long)per_instance, (long long)o->pool_size, (long long)o->workers,
+             (long long)need, source, (long long)budget);
     return ERR_RANGE;
 }
 
@@ -43,8 +56,8 @@ int db_capacity_judge(const db_capacity_opts_t *o, const db_capacity_server_t *s
     snprintf(source, sizeof(source),
              "PostgreSQL (max_connections %lld - superuser_reserved_connections %lld)",
              (long long)s->max_connections, (long long)s->reserved);
-    int rc = db_capacity_fits(o->instances, o->pool_size, budget, source, err, errlen);
-    *tight = rc == 0 && budget - s->in_use < o->pool_size;
+    int rc = db_capacity_fits(o, budget, source, err, errlen);
+    *tight = rc == 0 && budget - s->in_use < db_capacity_per_instance(o->pool_size, o->workers);
     return rc;
 }
 
@@ -133,8 +146,7 @@ int db_capacity_query(const char *conninfo, int64_t timeout_ms, db_capacity_serv
 int db_capacity_check(const char *conninfo, const db_capacity_opts_t *o, char *err, size_t errlen)
 {
     if (o->max_connections > 0) {
-        return db_capacity_fits(o->instances, o->pool_size, o->max_connections, "DATABASE_MAX_CONNECTIONS",
-                                err, errlen);
+        return db_capacity_fits(o, o->max_connections, "DATABASE_MAX_CONNECTIONS", err, errlen);
     }
     db_capacity_server_t s;
     char why[256];
@@ -153,7 +165,8 @@ int db_capacity_check(const char *conninfo, const db_capacity_opts_t *o, char *e
     if (rc == 0 && tight) {
         log_warn("pool sizing: PostgreSQL has %lld of %lld connections in use; this instance's %lld "
                  "may not all connect now",
-                 (long long)s.in_use, (long long)(s.max_connections - s.reserved), (long long)o->pool_size);
+                 (long long)s.in_use, (long long)(s.max_connections - s.reserved),
+                 (long long)db_capacity_per_instance(o->pool_size, o->workers));
     }
     return rc;
 }

@@ -263,6 +263,12 @@ def compose_config():
     return yaml.safe_load(r.stdout)
 
 
+def per_instance(env):
+    """PostgreSQL connections one instance opens (src/db/capacity.h)."""
+    workers, pool = int(env["WORKERS"]), int(env["DATABASE_POOL_SIZE"])
+    return workers * (max(1, pool // workers) + 1)
+
+
 def ms(env, name):
     return int(env[name])
 
@@ -318,7 +324,7 @@ def test_compose_services_and_their_settings_agree():
         # Pool sizing against PgBouncer's server connections.
         assert env["DATABASE_MAX_CONNECTIONS"] == pooling_setting("default_pool_size")
         assert int(env["DATABASE_INSTANCES"]) >= 3
-        assert int(env["DATABASE_INSTANCES"]) * int(env["DATABASE_POOL_SIZE"]) <= int(env["DATABASE_MAX_CONNECTIONS"])
+        assert int(env["DATABASE_INSTANCES"]) * per_instance(env) <= int(env["DATABASE_MAX_CONNECTIONS"])
         assert s["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     hap = services["haproxy"]["environment"]
     assert sorted(hap[f"API{i}_ADDR"] for i in (1, 2, 3)) == sorted(f"{ips[f'api-{i}']}:3000" for i in (1, 2, 3))
@@ -578,5 +584,5 @@ def test_pool_sizing_covers_the_autoscaler_and_the_surge(rendered):
     surge = by_kind(objs, "Deployment")["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
     instances = int(env["DATABASE_INSTANCES"])
     assert instances >= hpa["spec"]["maxReplicas"] + surge
-    assert instances * int(env["DATABASE_POOL_SIZE"]) <= int(env["DATABASE_MAX_CONNECTIONS"])
+    assert instances * per_instance(env) <= int(env["DATABASE_MAX_CONNECTIONS"])
     assert env["DATABASE_PREPARED"] == "0"
