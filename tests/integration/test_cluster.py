@@ -18,6 +18,7 @@ response may be other than 2xx, and no socket error is allowed.
 
 import json
 import math
+import os
 import signal
 import subprocess
 import time
@@ -215,6 +216,33 @@ def test_haproxy_prometheus_exporter(cluster):
     assert cluster.haproxy_states() == {"api1": "UP", "api2": "UP", "api3": "UP"}
 
 
+def test_an_instance_that_dies_is_taken_out_without_failed_reads(cluster):
+    """SIGKILL, no drain. Until its checks mark the dead instance DOWN,
+    HAProxy retries on another instance the connects it refuses and the
+    GETs it closes unanswered (deploy/haproxy/haproxy.cfg: retry-on,
+    redispatch), so reads sent one after another all succeed. `up` starts
+    it again."""
+    c = client(cluster)
+    victim = cluster.pid("api2")
+    try:
+        user = c.create_user(name="Survivor")
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        statuses = []
+        while time.monotonic() < deadline:
+            statuses.append(c.get(f"/v1/users/{user['id']}").status_code)
+            time.sleep(0.02)  # well under the rate limit of one sub
+            if cluster.haproxy_states().get("api2") == "DOWN" and len(statuses) >= 30:
+                break
+        assert cluster.haproxy_states().get("api2") == "DOWN"
+        assert set(statuses) == {200}, statuses
+    finally:
+        c.close()
+        cluster.run("up", timeout=120)
+    assert cluster.wait_all_up() == {"api1": "UP", "api2": "UP", "api3": "UP"}
+    assert cluster.pid("api2") != victim
+
+
 # ---- rolling restart under load ----------------------------------------------------
 
 def run_wrk(cluster, workdir, name, duration_s, tokens, ids):
@@ -263,6 +291,8 @@ def test_rolling_restart_under_load_answers_every_request(cluster, tmp_path):
     ids_file = tmp_path / "ids"
     ids_file.write_text("\n".join(ids) + "\n")
     pids_before = [cluster.pid(f"api{i}") for i in (1, 2, 3)]
+    haproxy_log = cluster.dir / "haproxy" / "log"
+    log_offset = haproxy_log.stat().st_size
 
     p, res_file = run_wrk(cluster, tmp_path, "before", 3, tokens, ids_file)
     before = finish_wrk(p, res_file)
@@ -295,7 +325,9 @@ def test_rolling_restart_under_load_answers_every_request(cluster, tmp_path):
             [x for x in lines if x.get("level") in ("error", "fatal")][:5]
     # HAProxy took each one out because readiness said 503 (a layer 7
     # check), not because its port stopped answering.
-    hlog = (cluster.dir / "haproxy" / "log").read_text(errors="replace")
+    with open(haproxy_log, "rb") as f:
+        f.seek(log_offset)
+        hlog = f.read().decode(errors="replace")
     for i in (1, 2, 3):
         assert f"Server api/api{i} is DOWN, reason: Layer7 wrong status, code: 503" in hlog, hlog[-3000:]
     assert "Layer4" not in hlog, "HAProxy saw an instance's port refuse connections"
