@@ -8,7 +8,9 @@ all real and on loopback. Through the HAProxy port:
 - an idempotency key holds across processes;
 - a write through one instance is seen at once by the others (the shared
   Redis cache is invalidated, not left stale);
-- HAProxy's Prometheus exporter answers.
+- HAProxy's Prometheus exporter answers;
+- an instance that dies is taken out without a failed read, and a
+  PostgreSQL outage behind PgBouncer takes the fleet out and back in.
 
 Last, a rolling restart under a mixed read/write load (wrk): each instance
 in turn gets SIGTERM, answers readiness 503 for SHUTDOWN_DELAY_MS while
@@ -241,6 +243,40 @@ def test_an_instance_that_dies_is_taken_out_without_failed_reads(cluster):
         cluster.run("up", timeout=120)
     assert cluster.wait_all_up() == {"api1": "UP", "api2": "UP", "api3": "UP"}
     assert cluster.pid("api2") != victim
+
+
+def services_sh(cluster, cmd):
+    r = subprocess.run([str(REPO_ROOT / "scripts" / "services.sh"), cmd, str(cluster.dir / "services")],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr
+
+
+def test_postgres_outage_behind_pgbouncer_takes_the_fleet_out_and_back(cluster):
+    """PostgreSQL stops behind PgBouncer: every instance's readiness turns
+    503, HAProxy marks them all DOWN and answers 503 itself. Once PostgreSQL
+    is back, the instances are ready within the contract's 10 s (PgBouncer
+    retries its logins every second: server_login_retry in pooling.ini; its
+    default, 15 s, took 20 s here) and HAProxy's rise (2 x 0.5 s) later UP."""
+    c = client(cluster)
+    try:
+        services_sh(cluster, "pg-stop")
+        try:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if set(cluster.haproxy_states().values()) == {"DOWN"}:
+                    break
+                time.sleep(0.2)
+            assert set(cluster.haproxy_states().values()) == {"DOWN"}, cluster.haproxy_states()
+            for url in cluster.api_urls:
+                assert rget(url + "/health/ready", timeout=5).status_code == 503
+            r = c.get(f"/v1/users/{random_uuid7()}")
+            assert r.status_code == 503, r.status_code
+        finally:
+            services_sh(cluster, "pg-start")
+        assert cluster.wait_all_up(timeout=12) == {"api1": "UP", "api2": "UP", "api3": "UP"}
+        c.create_user(name="After the outage")
+    finally:
+        c.close()
 
 
 # ---- rolling restart under load ----------------------------------------------------
