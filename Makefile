@@ -36,7 +36,7 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
-.PHONY: all asan test unit run deps format format-check clean
+.PHONY: all asan test unit run cluster cluster-down deps format format-check clean
 
 all: build/api
 
@@ -88,6 +88,15 @@ unit: asan
 run: deps
 	@$(MAKE) --no-print-directory build/api
 	@scripts/run.sh
+
+# The local cluster (docs/deploy.md): 3 instances, HAProxy, PgBouncer,
+# PostgreSQL, Redis on 127.0.0.1, in .cluster/.
+cluster: deps
+	@$(MAKE) --no-print-directory build/api
+	@deploy/cluster.sh up
+
+cluster-down:
+	@deploy/cluster.sh down
 
 format:
 	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS)
