@@ -6,7 +6,7 @@
 # install missing packages (scripts/deps.sh) before anything needs them.
 
 CC      ?= cc
-PKGS    := libh2o-evloop libpq hiredis jansson libcrypto
+PKGS    := libh2o-evloop libpq hiredis jansson libcrypto libcurl
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -36,7 +36,7 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
-.PHONY: all asan test unit run cluster cluster-down deps format format-check clean
+.PHONY: all asan test unit run cluster cluster-down deps format format-check clean bench-jwt
 
 all: build/api
 
@@ -73,6 +73,18 @@ build/asan/obj/gen/embedded.o: $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	@$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -c -o $@ $<
 
+# Token verification cost per request (bench/jwt_verify.c): release build.
+BENCH_JWT      := build/bench/jwt-verify
+BENCH_JWT_SRCS := bench/jwt_verify.c tests/unit/middleware/keys_support.c
+BENCH_LIB_OBJS := $(filter-out build/obj/src/app/main.o,$(REL_OBJS))
+
+bench-jwt: $(BENCH_JWT)
+	$(BENCH_JWT)
+
+$(BENCH_JWT): $(BENCH_JWT_SRCS) $(BENCH_LIB_OBJS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Itests/unit $(REL_CFLAGS) $(REL_LDFLAGS) -o $@ $(BENCH_JWT_SRCS) $(BENCH_LIB_OBJS) $(LIBS)
+
 deps:
 	@scripts/deps.sh
 
@@ -99,10 +111,10 @@ cluster-down:
 	@deploy/cluster.sh down
 
 format:
-	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS)
+	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS) bench/jwt_verify.c
 
 format-check:
-	clang-format --dry-run -Werror $(SRCS) $(TEST_SRCS) $(HDRS)
+	clang-format --dry-run -Werror $(SRCS) $(TEST_SRCS) $(HDRS) bench/jwt_verify.c
 
 clean:
 	rm -rf build

@@ -15,6 +15,7 @@ PACKAGES=(
   libpq-dev
   libhiredis-dev
   libjansson-dev
+  libcurl4-openssl-dev
   postgresql-15
   postgresql-client-15
   redis-server
@@ -23,6 +24,8 @@ PACKAGES=(
   python3-requests
   python3-psycopg
   python3-jsonschema
+  python3-h2             # HTTP/2 test clients
+  python3-cryptography   # RS256/ES256 test tokens
   curl
   wrk
   prometheus      # for promtool

@@ -19,14 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/auth.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "db/conninfo.h"
 #include "db/pool.h"
 #include "http/server.h"
-#include "middleware/auth.h"
 #include "middleware/idempotency.h"
-#include "middleware/jwt.h"
 #include "middleware/pipeline.h"
 #include "middleware/ratelimit.h"
 #include "obs/log.h"
@@ -70,7 +69,7 @@ typedef struct app {
     bool use_redis;
     redis_opts_t redis_opts;
     users_svc_opts_t users_opts;
-    jwt_verifier_t *verifier;
+    bool auth_started;
     bool cancel_started;
     bool server_ready;
     http_server_t server;
@@ -369,19 +368,17 @@ static int app_setup(app_t *app)
         .breaker_threshold = (unsigned)cfg->breaker_failures,
         .breaker_cooldown_ms = (uint64_t)cfg->breaker_cooldown_ms,
     };
-    jwt_verifier_opts_t jo = {
-        .hs256_secret = cfg->jwt_secret,
-        .hs256_secret_len = strlen(cfg->jwt_secret),
-        .issuer = cfg->jwt_issuer,
-        .audience = cfg->jwt_audience,
-        .leeway_s = 5,
-    };
-    app->verifier = jwt_verifier_new(&jo);
-    if (app->verifier == NULL || cursor_set_key(cfg->cursor_secret, strlen(cfg->cursor_secret)) != 0) {
-        log_fatal("cannot set up token and cursor keys");
+    if (cursor_set_key(cfg->cursor_secret, strlen(cfg->cursor_secret)) != 0) {
+        log_fatal("cannot set up the cursor key");
         return 1;
     }
-    mw_auth_init(app->verifier);
+    /* Signals are blocked (app_block_signals): the JWKS fetch thread
+       started here inherits the mask. */
+    if (app_auth_start(cfg, err, sizeof(err)) != 0) {
+        log_fatal("%s", err);
+        return 2;
+    }
+    app->auth_started = true;
     if (db_cancel_start() != 0) {
         log_fatal("cannot start the database cancel thread");
         return 1;
@@ -511,8 +508,9 @@ static void app_stop(app_t *app)
     if (app->cancel_started) {
         db_cancel_stop();
     }
-    mw_auth_init(NULL);
-    jwt_verifier_free(app->verifier);
+    if (app->auth_started) {
+        app_auth_stop(); /* after the workers: they verify with it */
+    }
     cursor_clear_key();
     free(app->stmts);
     free(app->conninfo);

@@ -5,12 +5,15 @@
  */
 #include "app/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "base/err.h"
 #include "base/str.h"
+#include "db/secret.h"
 #include "base/banned.h"
 
 typedef enum { T_STR, T_INT, T_BOOL, T_LEVEL } vtype_t;
@@ -60,10 +63,24 @@ static const var_t vars[] = {
      "redis://host:port/db or unix:///path; empty = no Redis (degraded mode)"},
     {"REDIS_REQUIRED", T_BOOL, OFF(redis_required), 0, 1, "0", "readiness fails while Redis is down"},
     {"JWT_SECRET", T_STR, OFF(jwt_secret), 0, 0, NULL,
-     "HS256 key (default: a development key, logged as a warning)"},
+     "HS256 key, >= 32 bytes (default: a development key, only on a loopback HOST without a JWKS)"},
     {"JWT_JWKS_FILE", T_STR, OFF(jwt_jwks_file), 0, 0, NULL, "JWKS file with RS256/ES256 public keys"},
+    {"JWT_JWKS_URL", T_STR, OFF(jwt_jwks_url), 0, 0, NULL,
+     "JWKS URL of the identity provider (https://, or http:// to loopback), fetched in the background"},
     {"JWT_ISSUER", T_STR, OFF(jwt_issuer), 0, 0, NULL, "required `iss` claim"},
-    {"JWT_AUDIENCE", T_STR, OFF(jwt_audience), 0, 0, NULL, "required `aud` claim"},
+    {"JWT_AUDIENCE", T_STR, OFF(jwt_audience), 0, 0, NULL, "required `aud` claim (a string or in an array)"},
+    {"JWT_LEEWAY_S", T_INT, OFF(jwt_leeway_s), 0, 300, "5", "allowed clock skew for `exp` / `nbf`, seconds"},
+    {"JWT_REQUIRE_EXP", T_BOOL, OFF(jwt_require_exp), 0, 1, "1", "refuse tokens without `exp`"},
+    {"JWT_JWKS_TIMEOUT_MS", T_INT, OFF(jwt_jwks_timeout_ms), 100, 60000, "5000",
+     "deadline of one JWKS fetch, connect included"},
+    {"JWT_JWKS_MAX_BYTES", T_INT, OFF(jwt_jwks_max_bytes), 1024, 4 * 1024 * 1024, "1048576",
+     "largest JWKS document accepted"},
+    {"JWT_JWKS_MIN_REFRESH_S", T_INT, OFF(jwt_jwks_min_refresh_s), 1, 86400, "60",
+     "lower bound on the JWKS Cache-Control max-age"},
+    {"JWT_JWKS_MAX_REFRESH_S", T_INT, OFF(jwt_jwks_max_refresh_s), 1, 86400, "3600",
+     "upper bound on the JWKS Cache-Control max-age (600 s without one, within the bounds)"},
+    {"JWT_JWKS_KID_COOLDOWN_S", T_INT, OFF(jwt_jwks_kid_cooldown_s), 1, 3600, "30",
+     "at most one JWKS fetch for unknown `kid`s per this many seconds"},
     {"CURSOR_SECRET", T_STR, OFF(cursor_secret), 0, 0, NULL,
      "HMAC key for pagination cursors (default: a development key, logged as a warning)"},
     {"RATE_LIMIT_MAX", T_INT, OFF(rate_limit_max), 0, 1000000000, "600",
@@ -103,6 +120,59 @@ static const var_t vars[] = {
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
+
+static bool is_empty(const char *s)
+{
+    return s == NULL || s[0] == '\0';
+}
+
+bool config_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* https://, or http:// to a loopback host: keys fetched in the clear from
+   anywhere else could be replaced on the way. */
+static bool jwks_url_ok(const char *url)
+{
+    str_t u = str_from_cstr(url);
+    if (u.len > 8 && str_eq_nocase(str_make(url, 8), STR("https://"))) {
+        return true;
+    }
+    if (u.len <= 7 || !str_eq_nocase(str_make(url, 7), STR("http://"))) {
+        return false;
+    }
+    const char *host = url + 7;
+    size_t n = strcspn(host, "/?#");
+    if (memchr(host, '@', n) != NULL) {
+        return false; /* no userinfo: keep the check simple and unambiguous */
+    }
+    char h[64];
+    if (n == 0 || n >= sizeof(h)) {
+        return false;
+    }
+    memcpy(h, host, n);
+    h[n] = '\0';
+    char *port = NULL;
+    if (h[0] == '[') {
+        char *close = strchr(h, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+            return false;
+        }
+        *close = '\0';
+        return config_host_is_loopback(h + 1);
+    }
+    port = strchr(h, ':');
+    if (port != NULL) {
+        *port = '\0';
+    }
+    return strcmp(h, "localhost") == 0 || config_host_is_loopback(h);
+}
 
 static int set_value(config_t *c, const var_t *v, const char *value, const char *source, char *err,
                      size_t errlen)
@@ -239,9 +309,44 @@ int config_load(config_t *c, config_getenv_fn getenv_fn, int argc, char **argv, 
     if (c->database_migration_url == NULL || c->database_migration_url[0] == '\0') {
         c->database_migration_url = c->database_url;
     }
-    if (c->jwt_secret == NULL || c->jwt_secret[0] == '\0') {
-        c->jwt_secret = DEV_JWT_SECRET;
-        c->jwt_secret_is_default = true;
+    if (c->host[0] == '\0') {
+        snprintf(err, errlen, "invalid environment variable HOST: empty");
+        return ERR_INVAL;
+    }
+    if (db_secret_check("DATABASE_URL", c->database_url, err, errlen) != 0 ||
+        db_secret_check("DATABASE_MIGRATION_URL", c->database_migration_url, err, errlen) != 0) {
+        return ERR_INVAL;
+    }
+    if (is_empty(c->jwt_jwks_file)) {
+        c->jwt_jwks_file = NULL;
+    }
+    if (is_empty(c->jwt_jwks_url)) {
+        c->jwt_jwks_url = NULL;
+    } else if (!jwks_url_ok(c->jwt_jwks_url)) {
+        snprintf(err, errlen,
+                 "invalid environment variable JWT_JWKS_URL: expected https://..., or http:// to a loopback "
+                 "address");
+        return ERR_INVAL;
+    }
+    if (c->jwt_jwks_min_refresh_s > c->jwt_jwks_max_refresh_s) {
+        snprintf(err, errlen,
+                 "invalid environment variable JWT_JWKS_MIN_REFRESH_S: larger than "
+                 "JWT_JWKS_MAX_REFRESH_S");
+        return ERR_INVAL;
+    }
+    if (is_empty(c->jwt_issuer)) {
+        c->jwt_issuer = NULL;
+    }
+    if (is_empty(c->jwt_audience)) {
+        c->jwt_audience = NULL;
+    }
+    if (is_empty(c->jwt_secret)) {
+        /* The development key is in the public source: it may sign tokens
+           only for a server nobody else can reach, and never next to real
+           identity-provider keys (CONTRACT.md, JWT_SECRET). */
+        bool dev = config_host_is_loopback(c->host) && c->jwt_jwks_file == NULL && c->jwt_jwks_url == NULL;
+        c->jwt_secret = dev ? DEV_JWT_SECRET : NULL;
+        c->jwt_secret_is_default = dev;
     } else if (strlen(c->jwt_secret) < 32) {
         /* RFC 7518 section 3.2: an HS256 key must be at least 256 bits. */
         snprintf(err, errlen, "invalid environment variable JWT_SECRET: must be at least 32 bytes");
@@ -262,8 +367,15 @@ int config_load(config_t *c, config_getenv_fn getenv_fn, int argc, char **argv, 
             c->rate_limit_fail_mode);
         return ERR_INVAL;
     }
-    if (c->host[0] == '\0') {
-        snprintf(err, errlen, "invalid environment variable HOST: empty");
+    return 0;
+}
+
+int config_check_serve(const config_t *c, char *err, size_t errlen)
+{
+    if (c->jwt_secret == NULL && c->jwt_jwks_file == NULL && c->jwt_jwks_url == NULL) {
+        snprintf(err, errlen,
+                 "no JWT key: set JWT_JWKS_URL, JWT_JWKS_FILE or JWT_SECRET (the development key is only "
+                 "used on a loopback HOST without a JWKS)");
         return ERR_INVAL;
     }
     return 0;

@@ -34,10 +34,18 @@ typedef struct {
     int64_t breaker_cooldown_ms;
     const char *redis_url;
     bool redis_required;
-    const char *jwt_secret;
+    const char *jwt_secret; /* NULL: no HS256 */
     const char *jwt_jwks_file;
+    const char *jwt_jwks_url;
     const char *jwt_issuer;
     const char *jwt_audience;
+    int64_t jwt_leeway_s;
+    bool jwt_require_exp;
+    int64_t jwt_jwks_timeout_ms;
+    int64_t jwt_jwks_max_bytes;
+    int64_t jwt_jwks_min_refresh_s;
+    int64_t jwt_jwks_max_refresh_s;
+    int64_t jwt_jwks_kid_cooldown_s;
     const char *cursor_secret;
     int64_t rate_limit_max;
     int64_t rate_limit_window_s;
@@ -75,6 +83,17 @@ typedef const char *(*config_getenv_fn)(const char *name);
  */
 int config_load(config_t *c, config_getenv_fn getenv_fn, int argc, char **argv, int *rest_argc,
                 char **rest_argv, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * What `api serve` needs beyond well-formed values: at least one JWT key
+ * (JWT_SECRET, JWT_JWKS_FILE or JWT_JWKS_URL; the development secret counts
+ * only where config_load granted it, on a loopback HOST without a JWKS).
+ * Returns 0, or ERR_INVAL with one line in err.
+ */
+int config_check_serve(const config_t *c, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Whether host is a numeric loopback address: 127.0.0.0/8 or ::1. */
+bool config_host_is_loopback(const char *host);
 
 /* Writes the variables, their defaults and meaning, for --help. */
 void config_print_help(void *file);

@@ -77,17 +77,24 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (cfg.jwt_secret_is_default) {
-        log_warn("JWT_SECRET is not set: using the development key; never do this in production");
+    if (config_check_serve(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "api: %s\n", err);
+        goto out;
     }
-    if (cfg.cursor_secret_is_default) {
-        log_warn("CURSOR_SECRET is not set: using the development key; never do this in production");
-    }
+    /* serve: from here a SIGTERM is taken by app_serve's sigwait, however
+       early it comes (see app_block_signals) */
     sigset_t signals;
     if (app_block_signals(&signals) != 0) {
         fprintf(stderr, "api: cannot block the termination signals\n");
         rc = 1;
         goto out;
+    }
+    if (cfg.jwt_secret_is_default) {
+        log_warn("JWT_SECRET is not set: accepting HS256 tokens signed with the public development key, "
+                 "because HOST is loopback and no JWKS is configured");
+    }
+    if (cfg.cursor_secret_is_default) {
+        log_warn("CURSOR_SECRET is not set: using the development key; never do this in production");
     }
     /* Before any pool connects: a pool that cannot fit stops the start
        (a SIGTERM meanwhile stays pending for app_serve). */

@@ -12,6 +12,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "db/secret.h"
 #include "base/banned.h"
 
 #define CONNINFO_MAX (64 * 1024)
@@ -92,14 +93,16 @@ int db_conninfo_prepare(const char *conninfo, char **out, char *err, size_t errl
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
     if (opts == NULL) {
-        /* libpq's message names the syntax problem, never a value */
-        snprintf(err, errlen, "invalid DATABASE_URL: %s", perr ? perr : "out of memory");
-        size_t len = strlen(err);
-        while (len > 0 && (err[len - 1] == '\n' || err[len - 1] == ' ')) {
-            err[--len] = '\0';
-        }
+        bool nomem = perr == NULL;
         PQfreemem(perr);
-        return perr ? ERR_INVAL : ERR_NOMEM;
+        if (nomem) {
+            snprintf(err, errlen, "out of memory");
+            return ERR_NOMEM;
+        }
+        /* libpq quotes the fragment it could not parse, which may be the
+           password: db_secret_check reports it with that withheld. */
+        int rc = db_secret_check("DATABASE_URL", conninfo, err, errlen);
+        return rc != 0 ? rc : ERR_INVAL;
     }
     const char *host = NULL, *hostaddr = NULL;
     bool present[sizeof(defaults) / sizeof(defaults[0])] = {false};

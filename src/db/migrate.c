@@ -1,5 +1,6 @@
 /* migrate: lock, create the ledger, apply what is missing, grant, unlock. */
 #include "db/migrate.h"
+#include "db/secret.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -114,6 +115,25 @@ static char *app_role(const char *app_conninfo)
     return role;
 }
 
+/* PostgreSQL grants TEMPORARY on every database to PUBLIC: without this the
+   app role could still create temporary tables and functions. */
+static int revoke_temporary(PGconn *c, const char *role_ident, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c, "SELECT current_database()");
+    char *db = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                   ? PQescapeIdentifier(c, PQgetvalue(r, 0, 0), strlen(PQgetvalue(r, 0, 0)))
+                   : NULL;
+    PQclear(r);
+    if (db == NULL) {
+        snprintf(err, errlen, "cannot read the database name");
+        return ERR_IO;
+    }
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "REVOKE TEMPORARY ON DATABASE %s FROM PUBLIC, %s", db, role_ident);
+    PQfreemem(db);
+    return exec_ok(c, sql, err, errlen);
+}
+
 static int grant_app(PGconn *c, const char *app_conninfo, char *err, size_t errlen)
 {
     char *role = app_role(app_conninfo);
@@ -151,6 +171,9 @@ static int grant_app(PGconn *c, const char *app_conninfo, char *err, size_t errl
         rc = exec_ok(c, sql, err, errlen);
     }
     if (rc == 0) {
+        rc = revoke_temporary(c, ident, err, errlen);
+    }
+    if (rc == 0) {
         log_info("granted table privileges to role %s", role);
     }
     PQfreemem(ident);
@@ -169,7 +192,9 @@ int db_migrate(const char *owner_conninfo, const char *app_conninfo, char *err, 
     int rc = ERR_IO;
     PGconn *c = PQconnectdb(owner_conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot connect with DATABASE_MIGRATION_URL: %s", PQerrorMessage(c));
+        char why[256];
+        db_secret_redact(owner_conninfo, PQerrorMessage(c), why, sizeof(why));
+        snprintf(err, errlen, "cannot connect with DATABASE_MIGRATION_URL: %s", why);
         PQfinish(c);
         return ERR_IO;
     }

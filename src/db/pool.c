@@ -18,6 +18,7 @@
  * statement, one result then NULL, then PGRES_PIPELINE_SYNC.
  */
 #include "db/pool.h"
+#include "db/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -790,11 +791,7 @@ static void conn_fail(conn_t *c, const char *why)
     if (!c->logged_down) {
         /* one line per outage, not one per retry */
         char msg[256];
-        snprintf(msg, sizeof(msg), "%s", why ? why : "");
-        size_t len = strlen(msg);
-        while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
-            msg[--len] = '\0';
-        }
+        db_secret_redact(p->conninfo, why, msg, sizeof(msg)); /* libpq may echo the conninfo */
         log_warn("db worker %u %s %u: connection lost or refused: %s", p->opts.worker_id,
                  c->heartbeat ? "heartbeat" : "conn", c->idx, msg);
         c->logged_down = true;

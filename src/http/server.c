@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/jw.h"
+#include "http/h1head.h"
 #include "obs/log.h"
 #include "base/banned.h"
 
@@ -70,6 +71,17 @@ static void log_access(http_worker_t *w, h2o_req_t *req, str_t request_id, const
 }
 
 /* ---- responses ---- */
+
+/* On every response: no MIME sniffing of what we send; and an error is
+   about this request only, so no cache (shared or private) may keep it. */
+static void add_security_headers(h2o_req_t *req, int status)
+{
+    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0,
+                          H2O_STRLIT("nosniff"), 1);
+    if (status >= 400) {
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-store"), 1);
+    }
+}
 
 static void on_write_timeout(struct timer *t);
 
@@ -150,6 +162,7 @@ void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
     }
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
                           ctx->request_id.ptr, ctx->request_id.len);
+    add_security_headers(req, status);
     /* Log before sending: once h2o has the response, the request (and ctx
        with it) may be freed by the time control comes back. */
     log_access(w, req, ctx->request_id, ctx->match.route ? ctx->match.route->pattern : NULL, status,
@@ -306,21 +319,11 @@ void http_worker_abort_requests(http_worker_t *w)
     }
 }
 
-/* Case-insensitive "name:" at the start of a header line. */
-static bool line_is_header(const char *line, size_t len, const char *name)
-{
-    size_t n = strlen(name);
-    return len > n && line[n] == ':' && str_eq_nocase(str_make(line, n), str_make(name, n));
-}
-
 /*
- * HTTP/1 framing checks h2o 2.2.5 does not make. It consumes Content-Length
- * and Transfer-Encoding without exposing them (chunked wins, the first
- * Content-Length wins), so the raw request head - still at the start of the
- * socket's input buffer while the request is processed - is read here.
- * RFC 9112 section 6.3: both headers together, or differing Content-Length
- * values, are smuggling attempts: answer 400 and close the connection.
- * Returns 0, 400, 414 (request line longer than max_head) or 431 (head).
+ * HTTP/1 framing checks h2o 2.2.5 does not make (http/h1head.h). It
+ * consumes Content-Length and Transfer-Encoding without exposing them, so
+ * the raw request head - still at the start of the socket's input buffer
+ * while the request is processed - is read. Returns 0, 400, 414 or 431.
  */
 static int check_h1_head(h2o_req_t *req, size_t max_head)
 {
@@ -331,42 +334,7 @@ static int check_h1_head(h2o_req_t *req, size_t max_head)
     if (sock == NULL || sock->input == NULL) {
         return 0;
     }
-    const char *p = sock->input->bytes;
-    const char *end = memmem(p, sock->input->size, "\r\n\r\n", 4);
-    if (end == NULL) {
-        return 0;
-    }
-    const char *line = memchr(p, '\n', (size_t)(end - p)); /* end of the request line */
-    if ((size_t)((line ? line : end) - p) > max_head) {
-        return 414; /* the request-target alone is too long */
-    }
-    if ((size_t)(end - p) > max_head) {
-        return 431;
-    }
-    int te = 0, cl = 0;
-    str_t cl_value = STR_NULL;
-    while (line != NULL && line < end) {
-        line++;
-        const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
-        size_t len = eol ? (size_t)(eol - line) : 0;
-        if (line_is_header(line, len, "transfer-encoding")) {
-            te++;
-        } else if (line_is_header(line, len, "content-length")) {
-            str_t v = str_make(line + 15, len - 15);
-            while (v.len > 0 && (v.ptr[0] == ' ' || v.ptr[0] == '\t')) {
-                v.ptr++, v.len--;
-            }
-            while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t')) {
-                v.len--;
-            }
-            if (cl++ > 0 && !str_eq(v, cl_value)) {
-                return 400;
-            }
-            cl_value = v;
-        }
-        line = eol ? eol + 1 : NULL;
-    }
-    return te > 0 && cl > 0 ? 400 : 0;
+    return http_h1_head_check(sock->input->bytes, sock->input->size, max_head);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -509,6 +477,7 @@ static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base,
                           id.len);
     req->res.content_length = body.len;
+    add_security_headers(req, status);
     log_access(w, req, str_make(id.base, id.len), NULL, status, body.len, 0);
 
     problem_ostream_t *o = (problem_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);

@@ -1,6 +1,10 @@
 /* auth: Bearer token extraction, verification and scope checks. */
 #include "middleware/auth.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "base/clock.h"
@@ -11,29 +15,93 @@ static const jwt_verifier_t *verifier;
 /*
  * Verified tokens, per worker thread: a client sends the same token on
  * every request, and verifying it (base64, two JSON parses, an HMAC or a
- * signature) is most of this step's cost. Entries are keyed by the whole
- * token (compared byte for byte, so a collision can only miss), hold the
- * verified claims, and are re-checked for exp/nbf on every use. Only
- * tokens that verified are cached. Direct-mapped: a busy slot is replaced.
+ * signature) is most of this step's cost. Entries are keyed by the SHA-256
+ * of the whole token and compared in constant time (CRYPTO_memcmp), so the
+ * time a lookup takes says nothing about how much of a cached token a
+ * guess got right; a collision would need a second preimage. Entries hold
+ * the verified claims and are re-checked on every use (exp/nbf, and the key
+ * set they verified under: a key that left the JWKS takes its tokens with
+ * it). Only tokens that verified are cached. Direct-mapped: a busy slot is
+ * replaced.
  */
 #define TOKEN_CACHE_SLOTS 64
-#define TOKEN_CACHE_MAX   1024
 
 typedef struct {
-    uint16_t len; /* 0: empty */
-    char token[TOKEN_CACHE_MAX];
+    bool used;
+    uint8_t hash[SHA256_DIGEST_LENGTH];
     jwt_claims_t claims;
 } cached_token_t;
 
 static _Thread_local cached_token_t token_cache[TOKEN_CACHE_SLOTS];
 
-static cached_token_t *cache_slot(str_t token)
+static cached_token_t *cache_slot(const uint8_t *hash)
 {
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (size_t i = 0; i < token.len; i++) {
-        h = (h ^ (unsigned char)token.ptr[i]) * UINT64_C(1099511628211);
-    }
+    uint32_t h;
+    memcpy(&h, hash, sizeof(h));
     return &token_cache[h % TOKEN_CACHE_SLOTS];
+}
+
+/* SHA-256 through a context kept per thread and an algorithm fetched once:
+   the one-shot SHA256() fetches and allocates on every call, which is most
+   of a cache hit's cost. The context is freed at thread exit. */
+static pthread_key_t hash_key;
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+static _Thread_local EVP_MD_CTX *tl_hash;
+
+static void hash_ctx_free(void *p)
+{
+    EVP_MD_CTX_free(p);
+}
+
+static void hash_init(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (pthread_key_create(&hash_key, hash_ctx_free) != 0) {
+        EVP_MD_free(sha256_md);
+        sha256_md = NULL;
+    }
+}
+
+static int token_hash(str_t token, uint8_t *out)
+{
+    pthread_once(&hash_once, hash_init);
+    if (tl_hash == NULL) {
+        if (sha256_md == NULL || (tl_hash = EVP_MD_CTX_new()) == NULL) {
+            return -1;
+        }
+        (void)pthread_setspecific(hash_key, tl_hash);
+    }
+    unsigned int n = 0;
+    return EVP_DigestInit_ex(tl_hash, sha256_md, NULL) == 1 &&
+                   EVP_DigestUpdate(tl_hash, token.ptr, token.len) == 1 &&
+                   EVP_DigestFinal_ex(tl_hash, out, &n) == 1
+               ? 0
+               : -1;
+}
+
+const jwt_claims_t *mw_auth_verify_cached(const jwt_verifier_t *v, str_t token, int64_t now,
+                                          jwt_claims_t *fresh, jwt_error_t *err)
+{
+    uint8_t hash[SHA256_DIGEST_LENGTH];
+    if (token_hash(token, hash) != 0) {
+        *err = jwt_verify(v, token, now, fresh); /* no cache without a hash */
+        return *err == JWT_OK ? fresh : NULL;
+    }
+    cached_token_t *slot = cache_slot(hash);
+    if (slot->used && CRYPTO_memcmp(slot->hash, hash, sizeof(hash)) == 0 &&
+        jwt_claims_current(v, &slot->claims, now)) {
+        *err = JWT_OK;
+        return &slot->claims;
+    }
+    *err = jwt_verify(v, token, now, fresh);
+    if (*err != JWT_OK) {
+        return NULL;
+    }
+    slot->used = true;
+    memcpy(slot->hash, hash, sizeof(hash));
+    slot->claims = *fresh;
+    return fresh;
 }
 
 void mw_auth_init(const jwt_verifier_t *v)
@@ -64,24 +132,12 @@ mw_result_t mw_authn_run(http_ctx_t *ctx)
         token.ptr++, token.len--;
     }
     int64_t now = clock_wall_us() / 1000000;
-    const jwt_claims_t *claims;
-    cached_token_t *slot = token.len <= TOKEN_CACHE_MAX ? cache_slot(token) : NULL;
-    if (slot != NULL && slot->len == token.len && memcmp(slot->token, token.ptr, token.len) == 0 &&
-        jwt_claims_current(verifier, &slot->claims, now)) {
-        claims = &slot->claims; /* copied below: another request may reuse the slot */
-    } else {
-        jwt_claims_t *fresh = h2o_mem_alloc_pool(&ctx->req->pool, sizeof(*fresh));
-        jwt_error_t e = jwt_verify(verifier, token, now, fresh);
-        if (e != JWT_OK) {
-            ctx->auth_error = (int)e;
-            return MW_NEXT;
-        }
-        if (slot != NULL) {
-            slot->len = (uint16_t)token.len;
-            memcpy(slot->token, token.ptr, token.len);
-            slot->claims = *fresh;
-        }
-        claims = fresh;
+    jwt_claims_t *fresh = h2o_mem_alloc_pool(&ctx->req->pool, sizeof(*fresh));
+    jwt_error_t e;
+    const jwt_claims_t *claims = mw_auth_verify_cached(verifier, token, now, fresh, &e);
+    if (claims == NULL) {
+        ctx->auth_error = (int)e;
+        return MW_NEXT;
     }
     ctx->authenticated = true;
     char *copy = h2o_mem_alloc_pool(&ctx->req->pool, claims->sub_len + claims->scope_len + 1);

@@ -10,6 +10,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,15 +20,85 @@
 
 #define MAX_HEADER_JSON  1024
 #define MAX_PAYLOAD_JSON 4096
+#define MAX_SIG          (JWKS_MAX_RSA_BITS / 8)
 
 struct jwt_verifier {
+    uint64_t id; /* tells readers of different verifiers apart */
     unsigned char *hs256_secret;
     size_t hs256_secret_len;
     char *issuer;
     char *audience;
     int64_t leeway_s;
+    bool require_exp;
+    jwks_t *static_keys;
+    bool dynamic;
+    void (*on_unknown_kid)(void *arg);
+    void *on_unknown_kid_arg;
     EVP_MD *sha256; /* fetched once, not per verification */
+
+    /* The dynamic set: `current` only under `lock`; `gen` is what the hot
+       path reads (see the header). Starts at 1; claims carry 0 never. */
+    pthread_mutex_t lock;
+    jwks_t *current;
+    _Atomic uint64_t gen;
+    _Atomic bool loaded;
 };
+
+/* One per thread: its own reference to one verifier's dynamic set. */
+typedef struct {
+    uint64_t verifier_id;
+    uint64_t gen;
+    jwks_t *keys;
+} reader_t;
+
+static _Atomic uint64_t next_verifier_id = 1;
+static _Thread_local reader_t *tl_reader;
+static pthread_key_t reader_key;
+static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
+
+static void reader_free(void *p)
+{
+    reader_t *r = p;
+    jwks_unref(r->keys);
+    free(r);
+}
+
+static void reader_key_init(void)
+{
+    /* The destructor drops a worker's reference when its thread exits. */
+    if (pthread_key_create(&reader_key, reader_free) != 0) {
+        abort(); /* only fails when the process is out of keys or memory at start */
+    }
+}
+
+/* The dynamic set for this thread, refreshed if a swap happened. NULL when
+   no set has arrived, or when out of memory (then no dynamic key matches). */
+static const jwks_t *dynamic_keys(const jwt_verifier_t *cv)
+{
+    jwt_verifier_t *v = (jwt_verifier_t *)cv; /* the lock is the only mutable part */
+    uint64_t gen = atomic_load_explicit(&v->gen, memory_order_acquire);
+    reader_t *r = tl_reader;
+    if (r != NULL && r->verifier_id == v->id && r->gen == gen) {
+        return r->keys;
+    }
+    if (r == NULL) {
+        pthread_once(&reader_once, reader_key_init);
+        r = calloc(1, sizeof(*r));
+        if (r == NULL || pthread_setspecific(reader_key, r) != 0) {
+            free(r);
+            return NULL;
+        }
+        tl_reader = r;
+    }
+    pthread_mutex_lock(&v->lock);
+    jwks_t *keys = v->current ? jwks_ref(v->current) : NULL;
+    gen = atomic_load_explicit(&v->gen, memory_order_relaxed);
+    pthread_mutex_unlock(&v->lock);
+    jwks_t *old = r->keys;
+    *r = (reader_t){.verifier_id = v->id, .gen = gen, .keys = keys};
+    jwks_unref(old);
+    return keys;
+}
 
 static char *dup_or_null(const char *s)
 {
@@ -39,10 +111,14 @@ jwt_verifier_t *jwt_verifier_new(const jwt_verifier_opts_t *opts)
     if (v == NULL) {
         return NULL;
     }
+    v->id = atomic_fetch_add(&next_verifier_id, 1);
+    pthread_mutex_init(&v->lock, NULL);
+    atomic_init(&v->gen, 1);
+    atomic_init(&v->loaded, false);
     if (opts->hs256_secret != NULL) {
         v->hs256_secret = malloc(opts->hs256_secret_len);
         if (v->hs256_secret == NULL) {
-            free(v);
+            jwt_verifier_free(v);
             return NULL;
         }
         memcpy(v->hs256_secret, opts->hs256_secret, opts->hs256_secret_len);
@@ -50,9 +126,14 @@ jwt_verifier_t *jwt_verifier_new(const jwt_verifier_opts_t *opts)
     }
     v->issuer = dup_or_null(opts->issuer);
     v->audience = dup_or_null(opts->audience);
-    v->leeway_s = opts->leeway_s;
+    v->leeway_s = opts->leeway_s > 0 ? opts->leeway_s : 0;
+    v->require_exp = opts->require_exp;
+    v->static_keys = opts->static_keys ? jwks_ref(opts->static_keys) : NULL;
+    v->dynamic = opts->dynamic_keys;
+    v->on_unknown_kid = opts->on_unknown_kid;
+    v->on_unknown_kid_arg = opts->on_unknown_kid_arg;
     v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (v->sha256 == NULL) {
+    if (v->sha256 == NULL || (opts->issuer && !v->issuer) || (opts->audience && !v->audience)) {
         jwt_verifier_free(v);
         return NULL;
     }
@@ -64,14 +145,62 @@ void jwt_verifier_free(jwt_verifier_t *v)
     if (v == NULL) {
         return;
     }
+    /* The calling thread's reference; other threads dropped theirs when
+       they exited, or drop them then. */
+    reader_t *r = tl_reader;
+    if (r != NULL && r->verifier_id == v->id) {
+        jwks_unref(r->keys);
+        *r = (reader_t){0};
+    }
     if (v->hs256_secret != NULL) {
         OPENSSL_cleanse(v->hs256_secret, v->hs256_secret_len);
         free(v->hs256_secret);
     }
     free(v->issuer);
     free(v->audience);
+    jwks_unref(v->static_keys);
+    jwks_unref(v->current);
+    pthread_mutex_destroy(&v->lock);
     EVP_MD_free(v->sha256);
     free(v);
+}
+
+void jwt_verifier_set_keys(jwt_verifier_t *v, jwks_t *keys)
+{
+    if (keys != NULL) {
+        jwks_ref(keys);
+    }
+    pthread_mutex_lock(&v->lock);
+    jwks_t *old = v->current;
+    bool same = old != NULL && keys != NULL && jwks_equal(old, keys);
+    if (same) {
+        old = keys; /* keep the installed set and its generation */
+    } else {
+        v->current = keys;
+        atomic_fetch_add_explicit(&v->gen, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&v->lock);
+    atomic_store(&v->loaded, true);
+    jwks_unref(old);
+}
+
+bool jwt_verifier_has_dynamic_keys(const jwt_verifier_t *v)
+{
+    return atomic_load(&v->loaded);
+}
+
+uint64_t jwt_verifier_generation(const jwt_verifier_t *v)
+{
+    return atomic_load_explicit(&((jwt_verifier_t *)v)->gen, memory_order_acquire);
+}
+
+int64_t jwt_add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) {
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    }
+    return r;
 }
 
 const char *jwt_error_text(jwt_error_t e)
@@ -97,6 +226,8 @@ const char *jwt_error_text(jwt_error_t e)
         return "the token is not meant for this audience";
     case JWT_BAD_CLAIMS:
         return "the token's claims are invalid";
+    case JWT_NO_EXPIRY:
+        return "the token has no expiry time";
     }
     return "invalid token";
 }
@@ -164,11 +295,15 @@ static jwt_error_t check_claims(const jwt_verifier_t *v, json_t *c, int64_t now_
     if (get_time(c, "exp", &exp, &has_exp) != 0 || get_time(c, "nbf", &nbf, &has_nbf) != 0) {
         return JWT_BAD_CLAIMS;
     }
-    /* RFC 7519 4.1.4: reject on or after exp (plus leeway). */
-    if (has_exp && now_s >= exp + v->leeway_s) {
+    if (!has_exp && v->require_exp) {
+        return JWT_NO_EXPIRY;
+    }
+    /* RFC 7519 4.1.4: reject on or after exp (plus leeway); the sums
+       saturate, so an exp near INT64_MAX is "never", not a wrap-around. */
+    if (has_exp && now_s >= jwt_add_sat(exp, v->leeway_s)) {
         return JWT_EXPIRED;
     }
-    if (has_nbf && now_s + v->leeway_s < nbf) {
+    if (has_nbf && jwt_add_sat(now_s, v->leeway_s) < nbf) {
         return JWT_NOT_YET_VALID;
     }
     if (v->issuer != NULL) {
@@ -180,8 +315,10 @@ static jwt_error_t check_claims(const jwt_verifier_t *v, json_t *c, int64_t now_
     if (v->audience != NULL && !audience_matches(json_object_get(c, "aud"), v->audience)) {
         return JWT_BAD_AUDIENCE;
     }
-    out->exp = has_exp ? exp : 0;
-    out->nbf = has_nbf ? nbf : 0;
+    out->has_exp = has_exp;
+    out->has_nbf = has_nbf;
+    out->exp = exp;
+    out->nbf = nbf;
 
     json_t *sub = json_object_get(c, "sub");
     out->sub_len = 0;
@@ -229,6 +366,60 @@ static jwt_error_t check_claims(const jwt_verifier_t *v, json_t *c, int64_t now_
     return JWT_OK;
 }
 
+/* The key a token's header names, or why there is none. */
+static jwt_error_t select_key(const jwt_verifier_t *v, json_t *header, jwt_alg_t *alg, const jwks_key_t **key)
+{
+    json_t *a = json_object_get(header, "alg");
+    json_t *kid = json_object_get(header, "kid");
+    if (kid != NULL && !json_is_string(kid)) {
+        return JWT_MALFORMED;
+    }
+    const char *name = json_string_value(a);
+    *key = NULL;
+    if (strcmp(name, "HS256") == 0) {
+        *alg = JWT_ALG_HS256;
+        /* No secret, no HS256: the JWKS keys are never HMAC keys. */
+        return v->hs256_secret != NULL ? JWT_OK : JWT_UNSUPPORTED_ALG;
+    }
+    if (strcmp(name, "RS256") == 0) {
+        *alg = JWT_ALG_RS256;
+    } else if (strcmp(name, "ES256") == 0) {
+        *alg = JWT_ALG_ES256;
+    } else {
+        return JWT_UNSUPPORTED_ALG; /* none, HS384, PS256, EdDSA, ... */
+    }
+    if (v->static_keys == NULL && !v->dynamic) {
+        return JWT_UNSUPPORTED_ALG;
+    }
+    if (kid == NULL) {
+        return JWT_UNKNOWN_KEY; /* keys are chosen by kid only */
+    }
+    str_t k = str_make(json_string_value(kid), json_string_length(kid));
+    *key = jwks_find(v->static_keys, k);
+    if (*key == NULL && v->dynamic) {
+        *key = jwks_find(dynamic_keys(v), k);
+        if (*key == NULL && v->on_unknown_kid != NULL) {
+            v->on_unknown_kid(v->on_unknown_kid_arg);
+        }
+    }
+    if (*key == NULL) {
+        return JWT_UNKNOWN_KEY;
+    }
+    /* RFC 8725 3.1: the key's algorithm, not the token's, decides. */
+    return (*key)->alg == *alg ? JWT_OK : JWT_UNSUPPORTED_ALG;
+}
+
+static bool hs256_ok(const jwt_verifier_t *v, str_t signing_input, const uint8_t *sig, size_t siglen)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (HMAC(v->sha256, v->hs256_secret, (int)v->hs256_secret_len, (const unsigned char *)signing_input.ptr,
+             signing_input.len, mac, &maclen) == NULL) {
+        return false;
+    }
+    return siglen == maclen && CRYPTO_memcmp(sig, mac, maclen) == 0;
+}
+
 jwt_error_t jwt_verify(const jwt_verifier_t *v, str_t token, int64_t now_s, jwt_claims_t *claims)
 {
     if (token.len == 0 || token.len > JWT_MAX_TOKEN) {
@@ -247,6 +438,9 @@ jwt_error_t jwt_verify(const jwt_verifier_t *v, str_t token, int64_t now_s, jwt_
     str_t p64 = str_make(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     str_t s64 = str_make(dot2 + 1, token.len - (size_t)(dot2 + 1 - token.ptr));
     str_t signing_input = str_make(token.ptr, (size_t)(dot2 - token.ptr));
+    /* Read before the keys: a claim verified under a set that is swapped
+       meanwhile then looks stale to the cache, never the other way round. */
+    uint64_t gen = atomic_load_explicit(&v->gen, memory_order_acquire);
 
     jwt_error_t rc = JWT_MALFORMED;
     json_t *header = decode_json_segment(h64, MAX_HEADER_JSON);
@@ -264,37 +458,30 @@ jwt_error_t jwt_verify(const jwt_verifier_t *v, str_t token, int64_t now_s, jwt_
         rc = JWT_UNSUPPORTED_ALG;
         goto out;
     }
-    if (strcmp(json_string_value(alg), "HS256") != 0) {
-        rc = JWT_UNSUPPORTED_ALG;
+    jwt_alg_t which;
+    const jwks_key_t *key;
+    rc = select_key(v, header, &which, &key);
+    if (rc != JWT_OK) {
         goto out;
     }
-    if (v->hs256_secret == NULL) {
-        rc = JWT_UNKNOWN_KEY;
-        goto out;
-    }
-
-    uint8_t sig[64];
+    rc = JWT_MALFORMED;
+    uint8_t sig[MAX_SIG];
     size_t siglen;
-    if (s64.len > b64url_encoded_len(sizeof(sig)) || b64url_decode(s64, sig, &siglen) != 0) {
+    if (s64.len == 0 || s64.len > b64url_encoded_len(sizeof(sig)) || b64url_decode(s64, sig, &siglen) != 0) {
         goto out;
     }
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (HMAC(v->sha256, v->hs256_secret, (int)v->hs256_secret_len, (const unsigned char *)signing_input.ptr,
-             signing_input.len, mac, &maclen) == NULL) {
+    bool good = which == JWT_ALG_HS256 ? hs256_ok(v, signing_input, sig, siglen)
+                                       : jwks_verify(key, v->sha256, signing_input, sig, siglen);
+    if (!good) {
         rc = JWT_BAD_SIGNATURE;
         goto out;
     }
-    if (siglen != maclen || CRYPTO_memcmp(sig, mac, maclen) != 0) {
-        rc = JWT_BAD_SIGNATURE;
-        goto out;
-    }
-
     payload = decode_json_segment(p64, MAX_PAYLOAD_JSON);
     if (payload == NULL) {
         goto out;
     }
     rc = check_claims(v, payload, now_s, claims);
+    claims->keys_gen = gen;
 out:
     json_decref(header);
     json_decref(payload);
@@ -303,10 +490,16 @@ out:
 
 bool jwt_claims_current(const jwt_verifier_t *v, const jwt_claims_t *c, int64_t now_s)
 {
-    if (c->exp != 0 && now_s >= c->exp + v->leeway_s) {
+    if (c->keys_gen != atomic_load_explicit(&v->gen, memory_order_acquire)) {
+        return false; /* its key may have left the set: verify again */
+    }
+    if (v->require_exp && !c->has_exp) {
         return false;
     }
-    return c->nbf == 0 || now_s + v->leeway_s >= c->nbf;
+    if (c->has_exp && now_s >= jwt_add_sat(c->exp, v->leeway_s)) {
+        return false;
+    }
+    return !c->has_nbf || jwt_add_sat(now_s, v->leeway_s) >= c->nbf;
 }
 
 bool jwt_scope_has(str_t scopes, str_t want)

@@ -21,6 +21,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/redact.h"
 #include "base/rand.h"
 #include "obs/log.h"
 #include "base/banned.h"
@@ -28,6 +29,8 @@
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     5000
+/* How often an idle connection is checked with a PING. */
+#define HEARTBEAT_MS 500
 
 typedef enum { R_DOWN, R_CONNECTING, R_READY } rstate_t;
 
@@ -52,9 +55,14 @@ struct redis_client {
     struct timer connect_timeout;
     unsigned backoff_ms;
     breaker_t breaker;
-    bool logged_down;
+    bool answered;     /* the connection has answered a real command */
+    bool usable;       /* connected, answering, breaker closed: what callers see */
+    int logged;        /* what was last logged: 0 nothing, 1 usable, -1 not */
     bool counted_down; /* contributes +1 to opts.down_counter */
     bool freeing;
+    struct timer heartbeat;
+    redis_cmd_t *ping;   /* the PING in flight, if any */
+    uint64_t last_ok_ms; /* the last reply in time */
 };
 
 /* ---- address ---- */
@@ -62,12 +70,14 @@ struct redis_client {
 int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errlen)
 {
     *out = (redis_addr_t){.port = 6379};
+    char safe[256]; /* the URL as errors may show it: no password */
+    redact_url(str_from_cstr(url), safe, sizeof(safe));
     if (strncmp(url, "unix://", 7) == 0) {
         const char *path = url + 7;
         const char *q = strchr(path, '?');
         size_t n = q ? (size_t)(q - path) : strlen(path);
         if (n == 0 || n >= sizeof(out->unix_path) || path[0] != '/') {
-            snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected unix:///absolute/path", url);
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected unix:///absolute/path", safe);
             return ERR_INVAL;
         }
         memcpy(out->unix_path, path, n);
@@ -75,7 +85,7 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
             char *end;
             long db = strncmp(q, "?db=", 4) == 0 ? strtol(q + 4, &end, 10) : -1;
             if (db < 0 || db > 1000 || *end != '\0') {
-                snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected ?db=N", url);
+                snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected ?db=N", safe);
                 return ERR_INVAL;
             }
             out->db = (int)db;
@@ -83,11 +93,17 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
         return 0;
     }
     if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected redis://host:port/db or unix:///path", url);
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": expected redis://host:port/db or unix:///path",
+                 safe);
         return ERR_INVAL;
     }
     const char *p = url + 8;
-    const char *at = strchr(p, '@');
+    /* The userinfo ends at the last '@' of the authority, as redact_url
+       reads it, so no part of a password is ever taken for the host. */
+    const char *at = NULL;
+    for (const char *q = p; *q != '\0' && *q != '/'; q++) {
+        at = *q == '@' ? q : at;
+    }
     if (at != NULL) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p; /* [user]:password, or a bare password */
@@ -103,7 +119,7 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
     size_t hostport = slash ? (size_t)(slash - p) : strlen(p);
     char hp[128];
     if (hostport == 0 || hostport >= sizeof(hp)) {
-        snprintf(err, errlen, "invalid REDIS_URL \"%s\": no host", url);
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": no host", safe);
         return ERR_INVAL;
     }
     memcpy(hp, p, hostport);
@@ -114,7 +130,7 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
         char *end;
         long port = strtol(colon + 1, &end, 10);
         if (port < 1 || port > 65535 || *end != '\0') {
-            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad port", url);
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad port", safe);
             return ERR_INVAL;
         }
         out->port = (int)port;
@@ -129,7 +145,7 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
         char *end;
         long db = strtol(slash + 1, &end, 10);
         if (db < 0 || db > 1000 || *end != '\0') {
-            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad database number", url);
+            snprintf(err, errlen, "invalid REDIS_URL \"%s\": bad database number", safe);
             return ERR_INVAL;
         }
         out->db = (int)db;
@@ -138,14 +154,14 @@ int redis_addr_parse(const char *url, redis_addr_t *out, char *err, size_t errle
        reconnect, from the event loop. */
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) {
-        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", url, host);
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", safe, host);
         return ERR_INVAL;
     }
     int rc =
         getnameinfo(res->ai_addr, res->ai_addrlen, out->host, sizeof(out->host), NULL, 0, NI_NUMERICHOST);
     freeaddrinfo(res);
     if (rc != 0) {
-        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", url, host);
+        snprintf(err, errlen, "invalid REDIS_URL \"%s\": cannot resolve \"%s\"", safe, host);
         return ERR_INVAL;
     }
     return 0;
@@ -232,6 +248,26 @@ static void set_down(redis_client_t *r, bool down)
     }
 }
 
+/* Callers may use Redis while it is connected and its breaker is closed.
+   A transition is logged once, however many reconnects it takes. */
+static void update_usable(redis_client_t *r, const char *why)
+{
+    bool usable = r->state == R_READY && r->answered && r->breaker.state == BREAKER_CLOSED;
+    r->usable = usable;
+    set_down(r, !usable);
+    int now = usable ? 1 : -1;
+    if (r->freeing || now == r->logged || (!usable && why == NULL)) {
+        return;
+    }
+    if (usable) {
+        log_info("redis worker %u: %s", r->opts.worker_id, r->logged == 0 ? "connected" : "available again");
+    } else {
+        log_warn("redis worker %u: unavailable (%s); degrading until it answers again", r->opts.worker_id,
+                 why);
+    }
+    r->logged = now;
+}
+
 static void schedule_retry(redis_client_t *r)
 {
     if (r->freeing) {
@@ -249,17 +285,16 @@ static void schedule_retry(redis_client_t *r)
 
 static void went_down(redis_client_t *r, const char *why)
 {
-    if (!r->logged_down && !r->freeing) {
-        log_warn("redis worker %u: unavailable (%s); degrading until it is back", r->opts.worker_id,
-                 why ? why : "disconnected");
-        r->logged_down = true;
-    }
     r->state = R_DOWN;
     r->ac = NULL; /* hiredis frees the context itself */
     timer_cancel(r->timers, &r->connect_timeout);
-    set_down(r, true);
+    breaker_failure(&r->breaker, clock_mono_ms());
+    update_usable(r, why ? why : "disconnected");
     schedule_retry(r);
 }
+
+static void send_ping(redis_client_t *r);
+static void on_heartbeat(struct timer *t);
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
@@ -268,15 +303,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
         went_down(r, ac->errstr);
         return;
     }
+    /* A TCP connect proves nothing (a frozen server's kernel accepts it):
+       the breaker and the backoff wait for a reply to a real command. */
     timer_cancel(r->timers, &r->connect_timeout);
     r->state = R_READY;
-    r->backoff_ms = 0;
-    breaker_success(&r->breaker);
-    set_down(r, false);
-    if (r->logged_down) {
-        log_info("redis worker %u: connected again", r->opts.worker_id);
-        r->logged_down = false;
-    }
+    r->answered = false;
+    send_ping(r);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -370,9 +402,12 @@ redis_client_t *redis_client_new(h2o_loop_t *loop, timer_heap_t *timers, const r
     breaker_init(&r->breaker, opts->breaker_threshold, opts->breaker_cooldown_ms);
     timer_init(&r->retry, on_retry, r);
     timer_init(&r->connect_timeout, on_connect_timeout, r);
+    timer_init(&r->heartbeat, on_heartbeat, r);
     r->counted_down = opts->down_counter != NULL; /* counted as down from the start */
-    r->logged_down = false;
     connect_now(r);
+    if (timer_arm(timers, &r->heartbeat, clock_mono_ms() + HEARTBEAT_MS) != 0) {
+        log_error("redis: cannot schedule the heartbeat");
+    }
     return r;
 }
 
@@ -384,6 +419,7 @@ void redis_client_free(redis_client_t *r)
     r->freeing = true;
     timer_cancel(r->timers, &r->retry);
     timer_cancel(r->timers, &r->connect_timeout);
+    timer_cancel(r->timers, &r->heartbeat);
     if (r->ac != NULL) {
         redisAsyncContext *ac = r->ac;
         r->ac = NULL;
@@ -394,7 +430,7 @@ void redis_client_free(redis_client_t *r)
 
 bool redis_client_usable(redis_client_t *r)
 {
-    return r != NULL && r->state == R_READY && r->breaker.state != BREAKER_OPEN;
+    return r != NULL && r->usable;
 }
 
 /* ---- commands ---- */
@@ -412,12 +448,32 @@ static void finish(redis_cmd_t *cmd, int err, redisReply *reply)
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     redis_cmd_t *cmd = privdata;
+    redis_client_t *r = cmd->r;
     (void)ac;
-    if (reply != NULL) {
-        breaker_success(&cmd->r->breaker);
+    /* Only an answer within its deadline is health: a late one (the command
+       already timed out) says Redis is slow, not that it is well. */
+    if (reply != NULL && !cmd->done) {
+        r->last_ok_ms = clock_mono_ms();
+        r->backoff_ms = 0;
+        r->answered = true;
+        if (r->breaker.state != BREAKER_OPEN) {
+            breaker_success(&r->breaker); /* open: stays so until the probe after its cool-down */
+        }
+        update_usable(r, NULL);
     }
     finish(cmd, reply != NULL ? 0 : ERR_UNAVAILABLE, reply);
     free(cmd);
+}
+
+/* Drops the connection (its commands fail) and makes a new one later. */
+static void drop_connection(redis_client_t *r)
+{
+    if (r->ac != NULL && r->state == R_READY) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        r->state = R_DOWN;
+        redisAsyncFree(ac); /* runs on_disconnect -> went_down */
+    }
 }
 
 static void on_cmd_deadline(struct timer *t)
@@ -426,13 +482,68 @@ static void on_cmd_deadline(struct timer *t)
     redis_client_t *r = cmd->r;
     finish(cmd, ERR_TIMEOUT, NULL);
     breaker_failure(&r->breaker, clock_mono_ms());
+    update_usable(r, "commands time out");
     /* A Redis that stopped answering holds every command we send: drop the
        connection once the breaker opens, and build a new one later. */
-    if (r->breaker.state == BREAKER_OPEN && r->ac != NULL && r->state == R_READY) {
-        redisAsyncContext *ac = r->ac;
-        r->ac = NULL;
-        r->state = R_DOWN;
-        redisAsyncFree(ac); /* runs on_disconnect -> went_down */
+    if (r->breaker.state == BREAKER_OPEN) {
+        drop_connection(r);
+    }
+}
+
+/* ---- the heartbeat: PING, and the half-open probe ---- */
+
+static void on_pong(redis_cmd_t *cmd, int err, redisReply *reply)
+{
+    redis_client_t *r = redis_cmd_arg(cmd);
+    (void)reply;
+    r->ping = NULL;
+    if (err == ERR_TIMEOUT) {
+        /* a trivial command not answered in time: Redis is stalled */
+        breaker_trip(&r->breaker, clock_mono_ms());
+        update_usable(r, "PING not answered in time");
+        drop_connection(r);
+    }
+}
+
+static void send_ping(redis_client_t *r)
+{
+    if (r->ping != NULL || r->state != R_READY || r->ac == NULL) {
+        return;
+    }
+    redis_cmd_t *cmd = calloc(1, sizeof(*cmd));
+    if (cmd == NULL) {
+        return;
+    }
+    *cmd = (redis_cmd_t){.r = r, .cb = on_pong, .arg = r};
+    timer_init(&cmd->deadline, on_cmd_deadline, cmd);
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, 1, argv, lens) != REDIS_OK) {
+        free(cmd);
+        return;
+    }
+    if (timer_arm(r->timers, &cmd->deadline, clock_mono_ms() + (uint64_t)r->opts.command_timeout_ms) != 0) {
+        cmd->done = true; /* cannot bound it: let the reply be dropped */
+        return;
+    }
+    r->ping = cmd;
+}
+
+static void on_heartbeat(struct timer *t)
+{
+    redis_client_t *r = t->data;
+    uint64_t now = clock_mono_ms();
+    if (r->state == R_READY) {
+        if (r->breaker.state == BREAKER_CLOSED) {
+            if (now - r->last_ok_ms >= HEARTBEAT_MS) {
+                send_ping(r); /* idle: is it still there? */
+            }
+        } else if (r->ping == NULL && breaker_allow(&r->breaker, now)) {
+            send_ping(r); /* after the cool-down: the probe (requests never are) */
+        }
+    }
+    if (timer_arm(r->timers, &r->heartbeat, now + HEARTBEAT_MS) != 0) {
+        log_error("redis: cannot schedule the heartbeat");
     }
 }
 
@@ -440,7 +551,7 @@ int redis_cmd(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, void *arg, r
               const char **argv, const size_t *argvlen)
 {
     uint64_t now = clock_mono_ms();
-    if (!redis_client_usable(r) || !breaker_allow(&r->breaker, now)) {
+    if (!redis_client_usable(r)) {
         return ERR_UNAVAILABLE;
     }
     uint64_t cap = now + (uint64_t)r->opts.command_timeout_ms;

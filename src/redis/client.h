@@ -5,9 +5,16 @@
  * hiredis 0.14 has no timeouts, so every command carries a deadline on the
  * worker's timer heap: at expiry the callback runs with ERR_TIMEOUT and the
  * reply, if it ever comes, is dropped. The connection reconnects with
- * jittered exponential backoff; a circuit breaker opens after consecutive
- * failures, and then commands fail at once (callers degrade: cache bypass,
- * local rate limits) and the connection is dropped and re-made.
+ * jittered exponential backoff. A circuit breaker opens after consecutive
+ * failures (timeouts, lost connections), or at once when a PING - sent on
+ * every new connection and every HEARTBEAT_MS of idleness - is not answered
+ * in time; then commands fail at once (callers degrade: cache bypass, local
+ * rate limits) and the connection is dropped and re-made. Only a reply
+ * within its deadline counts as health: a TCP connect proves nothing (a
+ * frozen server's kernel still accepts) and a late reply says Redis is
+ * slow. After the cool-down a PING is the half-open probe; requests never
+ * are, so none of them waits on a Redis that is not answering. Becoming
+ * unusable and usable again is logged once per transition.
  *
  * Contract: redis_cmd() either fails at once (callback never runs) or
  * returns 0 and the callback runs exactly once, later, from the loop -

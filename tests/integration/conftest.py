@@ -27,9 +27,9 @@ class _Factory:
         self._make_dir = make_dir
         self.servers = []
 
-    def __call__(self, env=None, args=("serve",), wait=True):
+    def __call__(self, env=None, args=("serve",), wait=True, prefix=()):
         workdir = self._make_dir(len(self.servers))
-        srv = start_server(workdir, env=env, args=args, wait=wait)
+        srv = start_server(workdir, env=env, args=args, wait=wait, prefix=prefix)
         self.servers.append(srv)
         return srv
 

@@ -134,7 +134,7 @@ def run_cli(args, env=None, timeout=10):
 class ServerProcess:
     """One running server. Created by the `server` fixtures in conftest."""
 
-    def __init__(self, workdir, env=None, args=("serve",)):
+    def __init__(self, workdir, env=None, args=("serve",), prefix=()):
         self.binary = require_api_bin()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,8 @@ class ServerProcess:
         err = open(self.stderr_path, "wb")
         try:
             # A new session keeps a Ctrl-C of pytest from reaching the server.
-            self.proc = subprocess.Popen([str(self.binary), *self.args], env=self.env,
+            # prefix: a command the server runs under (e.g. prlimit)
+            self.proc = subprocess.Popen([*prefix, str(self.binary), *self.args], env=self.env,
                                          cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, start_new_session=True)
         finally:
@@ -314,8 +315,8 @@ class ServerProcess:
         return problems
 
 
-def start_server(workdir, env=None, args=("serve",), wait=True):
-    srv = ServerProcess(workdir, env=env, args=args)
+def start_server(workdir, env=None, args=("serve",), wait=True, prefix=()):
+    srv = ServerProcess(workdir, env=env, args=args, prefix=prefix)
     if wait:
         try:
             srv.wait_ready()

@@ -29,9 +29,9 @@ import pytest
 import requests
 
 from harness import LOOPBACK, RawConn, build_request
-from users_support import (DATABASE_ADMIN_URL, DATABASE_URL, SERVICES_DIR, admin_connect,
-                           app_conninfo, bearer, describe, services, start_users_server,
-                           wait_ready_200, wait_until)
+from users_support import (DATABASE_ADMIN_URL, DATABASE_URL, SERVICES_DIR, admin_connect,  # noqa: F401
+                           app_conninfo, app_dbname, bearer, count_users_with_email, describe,
+                           services, start_users_server, wait_ready_200, wait_until)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_PORT = os.environ.get("REDIS_PORT", "")
@@ -240,16 +240,6 @@ def ready_status(srv, timeout=2.0):
 
 
 # ---- the database as ground truth --------------------------------------------------
-
-def app_dbname():
-    return app_conninfo().get("dbname", "api")
-
-
-def count_users_with_email(email):
-    with admin_connect(dbname=app_dbname()) as conn:
-        return conn.execute("SELECT count(*) FROM users WHERE email = %s",
-                            (email.lower(),)).fetchone()[0]
-
 
 def etag_version(etag):
     """The version number inside a strong ETag "<n>"."""

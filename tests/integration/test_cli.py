@@ -25,6 +25,14 @@ def test_help_prints_usage_and_exits_zero():
     assert "serve" in out and "migrate" in out, r.stdout
 
 
+def test_every_variable_in_help_is_in_the_readme_table():
+    names = re.findall(r"^  ([A-Z][A-Z0-9_]+) ", run_cli(["--help"]).stdout, re.M)
+    assert "JWT_JWKS_URL" in names, names
+    readme = (REPO_ROOT / "README.md").read_text()
+    missing = [n for n in names if f"`{n}`" not in readme]
+    assert not missing, f"documented in --help but not in README.md: {missing}"
+
+
 def test_version_prints_version_and_exits_zero():
     r = run_cli(["--version"])
     _clean(r)

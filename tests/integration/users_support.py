@@ -17,15 +17,18 @@ conftest.py; nothing here knows the server's internals.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
@@ -87,11 +90,12 @@ def wait_until(predicate, timeout, interval=0.1):
         time.sleep(interval)
 
 
-def start_users_server(factory, wait_ready=True, **env_overrides):
+def start_users_server(factory, wait_ready=True, prefix=(), **env_overrides):
     """Starts a server with users_env(**env_overrides) through a conftest
     factory (`server` or `module_server`) and, like a load balancer, sends it
-    nothing until GET /health/ready answers 200 (at most 10 s)."""
-    srv = factory(env=users_env(**env_overrides))
+    nothing until GET /health/ready answers 200 (at most 10 s). prefix: a
+    command the server runs under (e.g. prlimit)."""
+    srv = factory(env=users_env(**env_overrides), prefix=prefix)
     if wait_ready:
         wait_ready_200(srv)
     return srv
@@ -235,6 +239,12 @@ class Client:
 
     def close(self):
         self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def request(self, method, path, *, json_body=_DEFAULT, data=None, headers=None,
                 params=None, token=_DEFAULT, content_type=_DEFAULT, timeout=10):
@@ -383,16 +393,18 @@ def uuid7_time(value):
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-def assert_uuid_v7(value):
+def assert_uuid_v7(value, fresh=True):
+    """A canonical UUID v7; fresh: its timestamp is close to our clock (a
+    user just created - listed ones may be as old as the test run)."""
     assert isinstance(value, str) and UUID_V7_RE.match(value), \
         f"not a lower-case canonical UUID v7: {value!r}"
     u = uuid.UUID(value)
     assert u.version == 7, value
     assert u.variant == uuid.RFC_4122, value  # variant bits 10xx
     assert str(u) == value
-    # The embedded timestamp is the creation time: close to our clock.
-    skew = abs(uuid7_time(value) - datetime.now(timezone.utc))
-    assert skew < timedelta(minutes=5), f"UUID v7 timestamp off by {skew}: {value}"
+    if fresh:
+        skew = abs(uuid7_time(value) - datetime.now(timezone.utc))
+        assert skew < timedelta(minutes=5), f"UUID v7 timestamp off by {skew}: {value}"
 
 
 def assert_request_id(r):
@@ -412,7 +424,7 @@ def assert_json_response(r, status):
 def check_user(user):
     """Schema plus the rules a schema cannot say; returns the user."""
     validate_schema("User", user)
-    assert_uuid_v7(user["id"])
+    assert_uuid_v7(user["id"], fresh=False)  # listed users may be as old as the run
     created = parse_rfc3339_utc(user["createdAt"])
     updated = parse_rfc3339_utc(user["updatedAt"])
     assert updated >= created, user
@@ -437,6 +449,12 @@ def assert_etag(r):
 def assert_created(client, r):
     """201 Created with Location and ETag; returns the user."""
     user = assert_user(r, 201)
+    assert_uuid_v7(user["id"], fresh=True)  # made just now
+    # The server makes the id and the timestamps together: the id's
+    # embedded time is createdAt, to the millisecond.
+    created = parse_rfc3339_utc(user["createdAt"])
+    assert uuid7_time(user["id"]) == created.replace(microsecond=created.microsecond // 1000 * 1000), \
+        f"the id's time {uuid7_time(user['id'])} is not createdAt: {user}"
     loc = r.headers.get("Location")
     assert loc, f"201 without Location\n{describe(r)}"
     assert urljoin(client.url + "/", loc) == f"{client.url}/v1/users/{user['id']}", \
@@ -521,9 +539,59 @@ def admin_connect(dbname=None, autocommit=True):
     return psycopg.connect(DATABASE_ADMIN_URL, **kw)
 
 
+def app_dbname():
+    return app_conninfo().get("dbname", "api")
+
+
+def count_users_with_email(email):
+    """The ground truth: rows in the database with this (lower-cased) email."""
+    with admin_connect(dbname=app_dbname()) as conn:
+        return conn.execute("SELECT count(*) FROM users WHERE email = %s",
+                            (email.lower(),)).fetchone()[0]
+
+
 def services(cmd, timeout=90):
     """Runs `scripts/services.sh CMD $SERVICES_DIR`; fails the test on error."""
     r = subprocess.run([str(SERVICES_SH), cmd, SERVICES_DIR], cwd=REPO_ROOT,
                        stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        timeout=timeout)
     assert r.returncode == 0, f"services.sh {cmd} failed ({r.returncode}): {r.stderr[-2000:]}"
+
+
+# ---- freezing a dependency (SIGSTOP: accepts connections, answers nothing) ------
+
+def _children(pid):
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def pg_processes():
+    """The test PostgreSQL's postmaster and every process it has forked (the
+    cluster of $SERVICES_DIR only: nothing else is touched)."""
+    data = Path(SERVICES_DIR, "pg").resolve() / "data" / "postmaster.pid"
+    pm = int(data.read_text().split()[0])
+    return [pm, *_children(pm)]
+
+
+def redis_process():
+    return int(Path(SERVICES_DIR, "redis", "redis.pid").read_text().strip())
+
+
+@contextlib.contextmanager
+def frozen(pids):
+    """The processes are stopped (SIGSTOP) inside the block - like a hung
+    host, the kernel still accepts their connections - and always continued
+    when it ends."""
+    pids = list(pids)
+    try:
+        for p in pids:
+            os.kill(p, signal.SIGSTOP)
+        yield time.monotonic()
+    finally:
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass

@@ -31,7 +31,12 @@ static void make_token(const char *header, const char *payload, const char *key,
 
 static jwt_verifier_t *verifier(const char *iss, const char *aud)
 {
-    jwt_verifier_opts_t o = {SECRET, strlen(SECRET), iss, aud, 5};
+    jwt_verifier_opts_t o = {.hs256_secret = SECRET,
+                             .hs256_secret_len = strlen(SECRET),
+                             .issuer = iss,
+                             .audience = aud,
+                             .leeway_s = 5,
+                             .require_exp = true};
     return jwt_verifier_new(&o);
 }
 
@@ -56,7 +61,7 @@ TEST(jwt_accepts_valid_token)
     CHECK(jwt_scope_has(str_make(c.scope, c.scope_len), STR("users:write")));
     CHECK(!jwt_scope_has(str_make(c.scope, c.scope_len), STR("users")));
     /* scope as an array is joined */
-    CHECK_INT_EQ(verify(v, HS, "{\"scope\":[\"a\",\"users:read\"]}", SECRET, &c), JWT_OK);
+    CHECK_INT_EQ(verify(v, HS, "{\"scope\":[\"a\",\"users:read\"],\"exp\":1800000100}", SECRET, &c), JWT_OK);
     CHECK(jwt_scope_has(str_make(c.scope, c.scope_len), STR("users:read")));
     jwt_verifier_free(v);
 }
@@ -67,7 +72,7 @@ TEST(jwt_time_claims)
     jwt_claims_t c;
     CHECK_INT_EQ(verify(v, HS, "{\"exp\":1799999900}", SECRET, &c), JWT_EXPIRED);
     CHECK_INT_EQ(verify(v, HS, "{\"exp\":1799999997}", SECRET, &c), JWT_OK); /* within the 5 s leeway */
-    CHECK_INT_EQ(verify(v, HS, "{\"nbf\":1800000100}", SECRET, &c), JWT_NOT_YET_VALID);
+    CHECK_INT_EQ(verify(v, HS, "{\"nbf\":1800000100,\"exp\":1800000200}", SECRET, &c), JWT_NOT_YET_VALID);
     CHECK_INT_EQ(verify(v, HS, "{\"exp\":\"tomorrow\"}", SECRET, &c), JWT_BAD_CLAIMS);
     jwt_verifier_free(v);
 }
@@ -100,7 +105,7 @@ TEST(jwt_refuses_malformed)
         }
     }
     CHECK_INT_EQ(verify(v, HS, "[1,2]", SECRET, &c), JWT_MALFORMED);
-    CHECK_INT_EQ(verify(v, HS, "{\"sub\":1}", SECRET, &c), JWT_BAD_CLAIMS);
+    CHECK_INT_EQ(verify(v, HS, "{\"sub\":1,\"exp\":1800000100}", SECRET, &c), JWT_BAD_CLAIMS);
     CHECK_INT_EQ(verify(v, "{\"alg\":\"HS256\",\"alg\":\"none\"}", "{}", SECRET, &c), JWT_MALFORMED);
     jwt_verifier_free(v);
 }
@@ -109,14 +114,19 @@ TEST(jwt_issuer_and_audience)
 {
     jwt_verifier_t *v = verifier("https://issuer.test", "api");
     jwt_claims_t c;
-    CHECK_INT_EQ(verify(v, HS, "{\"iss\":\"https://issuer.test\",\"aud\":\"api\"}", SECRET, &c), JWT_OK);
-    CHECK_INT_EQ(verify(v, HS, "{\"iss\":\"https://issuer.test\",\"aud\":[\"x\",\"api\"]}", SECRET, &c),
+    CHECK_INT_EQ(
+        verify(v, HS, "{\"iss\":\"https://issuer.test\",\"aud\":\"api\",\"exp\":1800000100}", SECRET, &c),
+        JWT_OK);
+    CHECK_INT_EQ(verify(v, HS, "{\"iss\":\"https://issuer.test\",\"aud\":[\"x\",\"api\"],\"exp\":1800000100}",
+                        SECRET, &c),
                  JWT_OK);
-    CHECK_INT_EQ(verify(v, HS, "{\"iss\":\"https://evil.test\",\"aud\":\"api\"}", SECRET, &c),
-                 JWT_BAD_ISSUER);
-    CHECK_INT_EQ(verify(v, HS, "{\"iss\":\"https://issuer.test\",\"aud\":\"other\"}", SECRET, &c),
-                 JWT_BAD_AUDIENCE);
-    CHECK_INT_EQ(verify(v, HS, "{\"aud\":\"api\"}", SECRET, &c), JWT_BAD_ISSUER);
+    CHECK_INT_EQ(
+        verify(v, HS, "{\"iss\":\"https://evil.test\",\"aud\":\"api\",\"exp\":1800000100}", SECRET, &c),
+        JWT_BAD_ISSUER);
+    CHECK_INT_EQ(
+        verify(v, HS, "{\"iss\":\"https://issuer.test\",\"aud\":\"other\",\"exp\":1800000100}", SECRET, &c),
+        JWT_BAD_AUDIENCE);
+    CHECK_INT_EQ(verify(v, HS, "{\"aud\":\"api\",\"exp\":1800000100}", SECRET, &c), JWT_BAD_ISSUER);
     jwt_verifier_free(v);
 }
 
@@ -129,5 +139,58 @@ TEST(jwt_claims_current_rechecks_time)
     CHECK(jwt_claims_current(v, &c, 1800000104));  /* inside the 5 s leeway */
     CHECK(!jwt_claims_current(v, &c, 1800000105)); /* expired since it was cached */
     CHECK(!jwt_claims_current(v, &c, 1799999980)); /* before nbf - leeway */
+    jwt_verifier_free(v);
+}
+
+TEST(jwt_exp_required_by_default)
+{
+    jwt_verifier_t *v = verifier(NULL, NULL);
+    jwt_claims_t c;
+    CHECK_INT_EQ(verify(v, HS, "{\"sub\":\"u\"}", SECRET, &c), JWT_NO_EXPIRY);
+    jwt_verifier_free(v);
+    jwt_verifier_opts_t o = {
+        .hs256_secret = SECRET, .hs256_secret_len = strlen(SECRET), .require_exp = false};
+    v = jwt_verifier_new(&o);
+    CHECK_INT_EQ(verify(v, HS, "{\"sub\":\"u\"}", SECRET, &c), JWT_OK);
+    CHECK(!c.has_exp);
+    CHECK(jwt_claims_current(v, &c, NOW + 86400 * 365));
+    jwt_verifier_free(v);
+}
+
+/* exp + leeway, now + leeway: claims at the ends of the int64 range must
+   neither wrap around nor trip UBSan's signed-overflow check. */
+TEST(jwt_time_arithmetic_saturates)
+{
+    CHECK_INT_EQ(jwt_add_sat(INT64_MAX, 5), INT64_MAX);
+    CHECK_INT_EQ(jwt_add_sat(INT64_MIN, -5), INT64_MIN);
+    CHECK_INT_EQ(jwt_add_sat(1, 2), 3);
+    jwt_verifier_t *v = verifier(NULL, NULL);
+    jwt_claims_t c;
+    CHECK_INT_EQ(verify(v, HS, "{\"exp\":9223372036854775807}", SECRET, &c), JWT_OK);
+    CHECK(jwt_claims_current(v, &c, NOW));
+    CHECK(jwt_claims_current(v, &c, INT64_MAX - 1));
+    CHECK_INT_EQ(verify(v, HS, "{\"exp\":9223372036854775806}", SECRET, &c), JWT_OK);
+    CHECK_INT_EQ(verify(v, HS, "{\"exp\":-9223372036854775808}", SECRET, &c), JWT_EXPIRED);
+    CHECK_INT_EQ(verify(v, HS, "{\"exp\":1800000100,\"nbf\":9223372036854775807}", SECRET, &c),
+                 JWT_NOT_YET_VALID);
+    CHECK_INT_EQ(verify(v, HS, "{\"exp\":1800000100,\"nbf\":-9223372036854775808}", SECRET, &c), JWT_OK);
+    CHECK(jwt_claims_current(v, &c, NOW));
+    /* at the far end of time, now + leeway saturates too */
+    char tok[512];
+    make_token(HS, "{\"exp\":9223372036854775807,\"nbf\":9223372036854775800}", SECRET, tok, sizeof(tok));
+    CHECK_INT_EQ(jwt_verify(v, str_from_cstr(tok), INT64_MAX - 2, &c), JWT_OK);
+    CHECK(jwt_claims_current(v, &c, INT64_MAX - 2));
+    jwt_verifier_free(v);
+}
+
+TEST(jwt_hs256_only_with_a_secret)
+{
+    /* A verifier with no secret (JWKS-only deployments) refuses HS256
+       outright, whatever key a token was signed with. */
+    jwt_verifier_opts_t o = {.leeway_s = 5, .require_exp = true};
+    jwt_verifier_t *v = jwt_verifier_new(&o);
+    jwt_claims_t c;
+    CHECK_INT_EQ(verify(v, HS, "{\"exp\":1800000100}", SECRET, &c), JWT_UNSUPPORTED_ALG);
+    CHECK_INT_EQ(verify(v, HS, "{\"exp\":1800000100}", "", &c), JWT_UNSUPPORTED_ALG);
     jwt_verifier_free(v);
 }

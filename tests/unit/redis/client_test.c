@@ -38,3 +38,29 @@ TEST(redis_addr_parse_rejects)
         }
     }
 }
+
+TEST(redis_addr_parse_errors_never_show_the_password)
+{
+    const char *bad[] = {
+        "redis://:Pa55word@127.0.0.1:notaport/0",
+        "redis://user:Pa55word@127.0.0.1:6379/x",
+        "rediss://:Pa55word@127.0.0.1:6379/0",
+        "redis://:Pa55@word@127.0.0.1:x/0",
+        "redis://Pa55word@:6379/0",
+        "redis://:Pa55word@/0",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        redis_addr_t a;
+        char err[256] = "";
+        int rc = redis_addr_parse(bad[i], &a, err, sizeof(err));
+        if (rc == 0 || strstr(err, "REDIS_URL") == NULL || strstr(err, "Pa55") != NULL ||
+            strstr(err, "word") != NULL) {
+            test_fail(__FILE__, __LINE__, "%s: rc %d, err \"%s\"", bad[i], rc, err);
+        }
+    }
+    redis_addr_t a;
+    char err[256];
+    CHECK_INT_EQ(redis_addr_parse("redis://:p@ss@127.0.0.1:7000/0", &a, err, sizeof(err)), 0);
+    CHECK(strcmp(a.password, "p@ss") == 0);
+    CHECK(strcmp(a.host, "127.0.0.1") == 0);
+}
