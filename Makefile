@@ -1,13 +1,20 @@
 # Build for the api server. `make` builds build/api (optimised, hardened);
 # `make asan` builds the AddressSanitizer + UBSan binaries the tests use;
-# `make test` runs every test; `make run` runs the server with zero configuration.
+# `make test` runs every test; `make run` runs the server with zero configuration;
+# `make deb` builds the Debian package build/deb/api_<version>_amd64.deb.
 #
 # pkg-config is only expanded inside recipes, so `make run` / `make test` can
 # install missing packages (scripts/deps.sh) before anything needs them.
 
 CC      ?= cc
-PKGS    := libh2o-evloop libpq hiredis jansson libcrypto libcurl
+PKGS    := libh2o-evloop libpq hiredis jansson libcrypto libcurl libsystemd
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+# The commit `api --version` names: from git in a checkout (with "-dirty" for
+# uncommitted changes), empty in a tarball; a caller may pass it (make deb does).
+ifeq ($(origin API_COMMIT),undefined)
+API_COMMIT := $(if $(wildcard .git),$(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
+                { git diff --quiet HEAD 2>/dev/null && echo "$$c" || echo "$$c-dirty"; }))
+endif
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wcast-align -Wwrite-strings -Wformat=2 -Wvla \
@@ -36,7 +43,7 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
-.PHONY: all asan test unit run cluster cluster-down deps format format-check clean bench-jwt
+.PHONY: all asan test unit run cluster cluster-down deps deb format format-check clean bench-jwt bench-compare bench-fastify-contract FORCE
 
 all: build/api
 
@@ -60,6 +67,16 @@ build/asan/obj/%.o: %.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "CC [asan] $<"
 	@$(CC) $(BASE_CFLAGS) -Itests/unit $(SAN_CFLAGS) -c -o $@ $<
+
+# Rewritten only when the version or commit changes, so that only the objects
+# that print them are rebuilt.
+VERSION_STAMP := build/gen/version.stamp
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@v='$(VERSION) $(API_COMMIT)'; [ "$$(cat $@ 2>/dev/null)" = "$$v" ] || echo "$$v" > $@
+VERSION_OBJS := $(foreach d,build/obj build/asan/obj,$(d)/src/app/main.o $(d)/src/app/app.o)
+$(VERSION_OBJS): $(VERSION_STAMP)
+$(VERSION_OBJS): BASE_CFLAGS += $(if $(API_COMMIT),-DAPI_COMMIT='"$(API_COMMIT)"')
 
 $(GEN_SRC): scripts/embed.sh $(OPENAPI) $(DOCS_UI) $(MIGRATIONS)
 	@mkdir -p $(dir $@)
@@ -109,6 +126,22 @@ cluster: deps
 
 cluster-down:
 	@deploy/cluster.sh down
+
+# The Debian package, built with debhelper from a copy of the tree under
+# build/deb/ (the tree itself stays clean); see docs/install.md.
+deb: build/api
+	@API_COMMIT='$(API_COMMIT)' scripts/deb.sh
+
+# This server against the Fastify reference (bench/reference/fastify): the
+# report lands in bench/results/. SMOKE=1: a run of under a minute (CI).
+bench-compare: deps
+	@$(MAKE) --no-print-directory build/api
+	@bench/compare.sh $(if $(SMOKE),--smoke)
+
+# The black-box contract tests against the Fastify reference.
+bench-fastify-contract: deps
+	@$(MAKE) --no-print-directory build/api
+	@bench/reference/fastify/contract-tests.sh
 
 format:
 	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS) bench/jwt_verify.c

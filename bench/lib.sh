@@ -38,11 +38,12 @@ export CURSOR_SECRET=bench-cursor-bench-cursor-bench-cursor-0
 
 bench_token() { JWT_SECRET=$BENCH_JWT_SECRET python3 "$ROOT/scripts/dev-token.py" users:read users:write; }
 
-# bench_server PORT [VAR=value ...]: starts build/api with 2 workers, waits for readiness.
+# bench_server PORT [VAR=value ...]: starts build/api (or $BENCH_BIN) with 2
+# workers, waits for readiness.
 bench_server() {
     local port=$1
     shift
-    env WORKERS=2 PORT="$port" LOG_LEVEL=warn "$@" "$ROOT/build/api" >"$BENCH_TMP/api-$port.log" 2>&1 &
+    env WORKERS=2 PORT="$port" LOG_LEVEL=warn "$@" "${BENCH_BIN:-$ROOT/build/api}" >"$BENCH_TMP/api-$port.log" 2>&1 &
     BENCH_PIDS+=($!)
     BENCH_LAST_PID=$!
     for _ in $(seq 1 100); do

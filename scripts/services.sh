@@ -173,8 +173,11 @@ pg_running_port() { sed -n 4p "${PGDATA_DIR}/postmaster.pid"; }
 try_start_pg() {
   local port=$1
   local opts="-c listen_addresses=127.0.0.1 -p ${port} -k '${PGSOCK}'"
-  # Durability is pointless for a throwaway cluster; speed matters.
-  opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  # Durability is pointless for a throwaway cluster; speed matters. A
+  # benchmark that wants real durability (fsync) sets SERVICES_DURABLE=1.
+  if [[ ${SERVICES_DURABLE:-0} != 1 ]]; then
+    opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  fi
   opts+=" -c max_connections=200"
   # Keep pg_ctl's complaint for the final failure report; a lost port race
   # is retried silently. postgres itself writes to PGLOG, not to this pipe.

@@ -8,6 +8,7 @@
  * phases; workers notice a phase change when their loop is woken.
  */
 #include "app/app.h"
+#include "app/notify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -70,6 +71,7 @@ typedef struct app {
     redis_opts_t redis_opts;
     users_svc_opts_t users_opts;
     bool auth_started;
+    bool notify_started;
     bool cancel_started;
     bool server_ready;
     http_server_t server;
@@ -79,6 +81,7 @@ typedef struct app {
     unsigned nlisteners;
     unsigned nthreads;
     _Atomic int phase;
+    _Atomic int busy_workers; /* drain: workers with something in flight */
     pthread_barrier_t started;
 } app_t;
 
@@ -142,11 +145,19 @@ static int worker_up(worker_t *wk)
     return 0;
 }
 
+/* One turn of the worker's loop, counted for the service manager's
+   watchdog (notify.h): it is fed only while every loop turns. */
+static void worker_turn(worker_t *wk, int32_t max_wait_ms)
+{
+    http_worker_run_once(&wk->http, notify_loop_wait_ms(max_wait_ms));
+    notify_worker_turn(wk->id);
+}
+
 /* Serves until the main thread moves past PHASE_RUN. */
 static void worker_serve(worker_t *wk)
 {
     while (atomic_load(&wk->app->phase) == PHASE_RUN) {
-        http_worker_run_once(&wk->http, LOOP_MAX_WAIT_MS);
+        worker_turn(wk, LOOP_MAX_WAIT_MS);
     }
 }
 
@@ -156,7 +167,8 @@ static void worker_serve(worker_t *wk)
  * still uploading its body counts - or the grace period ends, when what is
  * left gets 503. Idle keep-alive connections stay open meanwhile: a request
  * sent on one is served (and answered with `Connection: close`), and a
- * client polling readiness on one sees the 503. They close at the end.
+ * client polling readiness on one sees the 503. They close at the end, once
+ * no worker of the process is busy.
  */
 static void worker_drain(worker_t *wk)
 {
@@ -165,8 +177,17 @@ static void worker_drain(worker_t *wk)
     uint64_t grace_end = clock_mono_ms() + (uint64_t)app->cfg->shutdown_grace_ms;
     http_worker_stop_accepting(w);
     http_worker_request_shutdown(w);
+    /* The process drains as one: a worker with nothing left keeps its idle
+       connections (and answers readiness 503 on them) until no worker is
+       busy, so a client sees one end, not one per worker. */
+    bool counted = true; /* in app->busy_workers */
     for (;;) {
-        if (!http_worker_busy(w)) {
+        bool busy = http_worker_busy(w);
+        if (busy != counted) {
+            atomic_fetch_add(&app->busy_workers, busy ? 1 : -1);
+            counted = busy;
+        }
+        if (!busy && atomic_load(&app->busy_workers) == 0) {
             break;
         }
         if (clock_mono_ms() >= grace_end || atomic_load(&app->phase) == PHASE_ABORT) {
@@ -175,11 +196,11 @@ static void worker_drain(worker_t *wk)
             http_worker_abort_requests(w);
             /* let the 503s go out */
             for (int i = 0; i < 10 && w->inflight > 0; i++) {
-                http_worker_run_once(w, 10);
+                worker_turn(wk, 10);
             }
             break;
         }
-        http_worker_run_once(w, DRAIN_WAIT_MS);
+        worker_turn(wk, DRAIN_WAIT_MS);
     }
     http_worker_close_idle(w);
     /* From here on a request that still reaches this worker (an HTTP/2
@@ -427,6 +448,12 @@ static int app_start(app_t *app)
             return 1;
         }
     }
+    /* the service manager's watchdog counts every worker's loop turns */
+    if (notify_start(app->nworkers) != 0) {
+        log_fatal("cannot start the service-manager watchdog");
+        return 1;
+    }
+    app->notify_started = true;
     pthread_barrier_init(&app->started, NULL, app->nworkers + 1);
     for (; app->nthreads < app->nworkers; app->nthreads++) {
         worker_t *wk = &app->workers[app->nthreads];
@@ -452,6 +479,7 @@ static int app_start(app_t *app)
         jw_kv_str(j, "version", STR(API_VERSION));
         log_end(j);
     }
+    notify_ready();
     return 0;
 }
 
@@ -470,6 +498,7 @@ static void app_drain(app_t *app)
             force_exit(sig);
         }
     }
+    atomic_store(&app->busy_workers, (int)app->nworkers);
     atomic_store(&app->phase, PHASE_CLOSE);
     wake_workers(app);
     /* workers end their own grace; this is the backstop if one is stuck */
@@ -497,6 +526,9 @@ static void app_stop(app_t *app)
             pthread_join(app->workers[i].thread, NULL);
         }
         pthread_barrier_destroy(&app->started);
+    }
+    if (app->notify_started) {
+        notify_stop(); /* after the workers: they count their turns in it */
     }
     for (unsigned i = app->nthreads; i < app->nlisteners; i++) {
         close(app->workers[i].listen_fd); /* never handed to a worker */
@@ -527,6 +559,7 @@ int app_serve(const config_t *cfg, const sigset_t *signals)
     if (rc == 0) {
         int sig = wait_signal(signals, -1);
         log_info("%s received: draining (readiness 503)", strsignal(sig));
+        notify_stopping();
         app_drain(&app);
         log_info("shutdown complete");
     }

@@ -5,6 +5,9 @@
  *   api migrate     apply pending database migrations and exit
  *   api --help | --version
  *
+ * --version prints the VERSION file's version and, when built from a git
+ * checkout, the commit (API_COMMIT, passed by the Makefile).
+ *
  * Configuration is read and validated before anything starts; a bad value
  * exits with status 2 and one line naming the variable.
  */
@@ -51,7 +54,11 @@ int main(int argc, char **argv)
             goto out;
         }
         if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+#ifdef API_COMMIT
+            printf("api %s (commit %s)\n", API_VERSION, API_COMMIT);
+#else
             printf("api %s\n", API_VERSION);
+#endif
             rc = 0;
             goto out;
         }

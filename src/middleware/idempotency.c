@@ -319,7 +319,7 @@ static void on_lookup(db_op_t *op, int err, PGresult *const *res, size_t n)
     replay(ctx, st, (int)status, body, etag, location);
 }
 
-static bool key_valid(str_t k)
+bool mw_idempotency_key_valid(str_t k)
 {
     if (k.len == 0 || k.len > IDEM_KEY_MAX) {
         return false;
@@ -349,7 +349,7 @@ mw_result_t mw_idempotency_run(http_ctx_t *ctx)
     if (key.ptr == NULL) {
         return MW_NEXT;
     }
-    if (!key_valid(key)) {
+    if (!mw_idempotency_key_valid(key)) {
         http_respond_invalid(ctx, 400, STR("Idempotency-Key"), "must be 1 to 255 printable ASCII characters",
                              "invalid Idempotency-Key header");
         return MW_DONE;

@@ -52,6 +52,9 @@ typedef struct {
 
 /* Call once before workers start. */
 void mw_idempotency_init(const idem_opts_t *opts);
+/* An Idempotency-Key header value this API accepts: 1..IDEM_KEY_MAX
+   printable ASCII characters (pure; fuzzed). */
+bool mw_idempotency_key_valid(str_t key);
 mw_result_t mw_idempotency_run(http_ctx_t *ctx);
 
 /* The record the handler must store with its write, or NULL. The handler

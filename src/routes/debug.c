@@ -6,9 +6,16 @@
  * also the smallest example of the pending-operation contract: the sleep is
  * heap-owned, finishes or is cancelled exactly once, and a late finish after
  * the request is gone is dropped.
+ *
+ * GET /debug/block?ms=N is its opposite: it blocks the worker's event loop
+ * for N ms (a plain sleep in the handler), the one thing a worker must never
+ * do. Tests use it to check that the systemd watchdog stops being fed while a
+ * loop is stuck (app/notify.c).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "base/clock.h"
 #include "base/err.h"
@@ -68,4 +75,22 @@ void routes_debug_sleep(http_ctx_t *ctx)
         return;
     }
     http_pending_attach(ctx, &op->pending);
+}
+
+void routes_debug_block(http_ctx_t *ctx)
+{
+    str_t v;
+    int64_t ms;
+    if (http_query_get(ctx->query, STR("ms"), &v) != 0 || str_to_i64(v, 0, SLEEP_MAX_MS, &ms) != 0) {
+        http_respond_invalid(ctx, 400, STR("ms"), "must be an integer from 0 to 60000",
+                             "invalid query parameter");
+        return;
+    }
+    struct timespec left = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+        /* sleep what is left: the point is that the loop stays stuck */
+    }
+    buf_t *b = http_scratch(ctx);
+    buf_printf(b, "{\"blocked_ms\":%lld}", (long long)ms);
+    http_respond_json(ctx, 200, b);
 }

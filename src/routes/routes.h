@@ -16,6 +16,7 @@ extern const size_t routes_count;
 void routes_health_live(http_ctx_t *ctx);
 void routes_health_ready(http_ctx_t *ctx);
 void routes_debug_sleep(http_ctx_t *ctx);
+void routes_debug_block(http_ctx_t *ctx);
 void routes_openapi(http_ctx_t *ctx);
 void routes_docs(http_ctx_t *ctx);
 void routes_docs_file(http_ctx_t *ctx);

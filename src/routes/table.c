@@ -18,6 +18,7 @@ const http_route_t routes_table[] = {
     {HTTP_GET, "/health/live", routes_health_live, NULL, 0, 0},
     {HTTP_GET, "/health/ready", routes_health_ready, NULL, 0, 0},
     {HTTP_GET, "/debug/sleep", routes_debug_sleep, NULL, HTTP_ROUTE_DEBUG, 0},
+    {HTTP_GET, "/debug/block", routes_debug_block, NULL, HTTP_ROUTE_DEBUG, 0},
 };
 
 const size_t routes_count = sizeof(routes_table) / sizeof(routes_table[0]);

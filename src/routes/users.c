@@ -15,6 +15,8 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/jw.h"
+#include "http/body.h"
+#include "http/conditional.h"
 #include "http/query.h"
 #include "middleware/idempotency.h"
 #include "routes/cursor.h"
@@ -67,64 +69,16 @@ static void render_user(jw_t *j, const user_t *u)
     jw_obj_close(j);
 }
 
-/* ---- conditional requests (RFC 9110 section 13) ---- */
+/* ---- conditional requests ---- */
 
-/* Next entity-tag in a comma-separated list; weak tags are flagged. */
-static bool next_etag(str_t *list, str_t *tag, bool *weak)
-{
-    while (list->len > 0 && (list->ptr[0] == ' ' || list->ptr[0] == ',' || list->ptr[0] == '\t')) {
-        list->ptr++, list->len--;
-    }
-    if (list->len == 0) {
-        return false;
-    }
-    *weak = list->len >= 2 && list->ptr[0] == 'W' && list->ptr[1] == '/';
-    size_t i = *weak ? 2 : 0;
-    size_t start = i;
-    if (i < list->len && list->ptr[i] == '"') {
-        const char *close = memchr(list->ptr + i + 1, '"', list->len - i - 1);
-        i = close ? (size_t)(close - list->ptr) + 1 : list->len;
-    } else {
-        while (i < list->len && list->ptr[i] != ',') {
-            i++;
-        }
-    }
-    *tag = str_make(list->ptr + start, i - start);
-    list->ptr += i, list->len -= i;
-    return true;
-}
-
-/* If-None-Match uses the weak comparison (13.1.2): W/"1" matches "1". */
-static bool none_match_hits(str_t header, str_t etag)
-{
-    str_t tag;
-    bool weak;
-    while (next_etag(&header, &tag, &weak)) {
-        if (str_eq(tag, STR("*")) || str_eq(tag, etag)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* If-Match uses the strong comparison (13.1.1): weak tags never match. */
+/* If-Match versions, as the service takes them (RFC 9110 13.1.1, parsed in
+   http/conditional.c). */
 static void parse_if_match(str_t header, users_precondition_t *pre)
 {
-    *pre = (users_precondition_t){.present = header.ptr != NULL};
-    str_t tag;
-    bool weak;
-    while (header.ptr != NULL && next_etag(&header, &tag, &weak)) {
-        if (str_eq(tag, STR("*"))) {
-            pre->any = true;
-            continue;
-        }
-        int64_t v;
-        if (!weak && tag.len >= 3 && tag.ptr[0] == '"' && tag.ptr[tag.len - 1] == '"' &&
-            str_to_i64(str_make(tag.ptr + 1, tag.len - 2), 1, INT64_MAX, &v) == 0 &&
-            pre->n < USERS_IF_MATCH_MAX) {
-            pre->versions[pre->n++] = v;
-        }
-    }
+    http_if_match_t m;
+    http_if_match_parse(header, &m);
+    *pre = (users_precondition_t){.present = m.present, .any = m.any, .n = m.n};
+    memcpy(pre->versions, m.versions, m.n * sizeof(m.versions[0]));
 }
 
 /* ---- input ---- */
@@ -140,71 +94,47 @@ static bool parse_id(http_ctx_t *ctx, uuid_bytes_t *id)
     return false;
 }
 
-static bool media_type_is(str_t ct, str_t want)
-{
-    size_t n = 0;
-    while (n < ct.len && ct.ptr[n] != ';' && ct.ptr[n] != ' ') {
-        n++;
-    }
-    return str_eq_nocase(str_make(ct.ptr, n), want);
-}
-
 /*
- * Checks the media type and parses the body as one JSON object.
- * Syntax errors are 400; well-formed JSON of the wrong shape, and invalid
- * UTF-8 inside strings, are 422 (CONTRACT.md). Returns NULL after answering.
+ * Checks the media type and parses the body as one JSON object (the rules
+ * are http/body.c's). Returns NULL after answering.
  */
 static json_t *parse_body(http_ctx_t *ctx, bool merge_patch_ok)
 {
-    str_t ct = http_header_get(ctx, STR("content-type"));
-    if (ct.ptr == NULL || !(media_type_is(ct, STR("application/json")) ||
-                            (merge_patch_ok && media_type_is(ct, STR("application/merge-patch+json"))))) {
+    static const str_t types[] = {{"application/json", 16}, {"application/merge-patch+json", 28}};
+    h2o_iovec_t entity = ctx->req->entity;
+    json_t *root;
+    char msg[200];
+    http_body_result_t rc =
+        http_json_object_parse(http_header_get(ctx, STR("content-type")), str_make(entity.base, entity.len),
+                               types, merge_patch_ok ? 2 : 1, &root, msg, sizeof(msg));
+    http_field_error_t fe = {STR(""), str_from_cstr(msg)};
+    http_problem_t p = {.errors = &fe, .nerrors = 1};
+    switch (rc) {
+    case HTTP_BODY_OK:
+        return root;
+    case HTTP_BODY_MEDIA_TYPE:
         http_respond_error(ctx, 415, "unsupported-media-type",
                            merge_patch_ok
                                ? "send the body as application/json or application/merge-patch+json"
                                : "send the body as application/json");
         return NULL;
+    case HTTP_BODY_EMPTY:
+        fe.message = STR("the request body is empty");
+        p.status = 400, p.slug = "bad-request", p.detail = STR("a JSON body is required");
+        break;
+    case HTTP_BODY_SYNTAX:
+        p.status = 400, p.slug = "bad-request", p.detail = STR("the body is not valid JSON");
+        break;
+    case HTTP_BODY_UTF8:
+        p.status = 422, p.slug = "validation-failed", p.detail = STR("the body is not valid UTF-8");
+        break;
+    case HTTP_BODY_NOT_OBJECT:
+        fe.message = STR("must be a JSON object");
+        p.status = 422, p.slug = "validation-failed", p.detail = STR("the body must be an object");
+        break;
     }
-    h2o_iovec_t body = ctx->req->entity;
-    if (body.base == NULL || body.len == 0) {
-        http_field_error_t fe = {STR(""), STR("the request body is empty")};
-        http_problem_t p = {.status = 400,
-                            .slug = "bad-request",
-                            .detail = STR("a JSON body is required"),
-                            .errors = &fe,
-                            .nerrors = 1};
-        http_respond_problem(ctx, &p);
-        return NULL;
-    }
-    json_error_t jerr;
-    /* NUL is allowed by the parser so that the field rules can name it */
-    json_t *root = json_loadb(body.base, body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (root == NULL) {
-        bool utf8 = json_error_code(&jerr) == json_error_invalid_utf8;
-        char msg[200];
-        snprintf(msg, sizeof(msg), "%s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
-        http_field_error_t fe = {STR(""), str_from_cstr(msg)};
-        http_problem_t p = {.status = utf8 ? 422 : 400,
-                            .slug = utf8 ? "validation-failed" : "bad-request",
-                            .detail =
-                                utf8 ? STR("the body is not valid UTF-8") : STR("the body is not valid JSON"),
-                            .errors = &fe,
-                            .nerrors = 1};
-        http_respond_problem(ctx, &p);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        http_field_error_t fe = {STR(""), STR("must be a JSON object")};
-        http_problem_t p = {.status = 422,
-                            .slug = "validation-failed",
-                            .detail = STR("the body must be an object"),
-                            .errors = &fe,
-                            .nerrors = 1};
-        http_respond_problem(ctx, &p);
-        return NULL;
-    }
-    return root;
+    http_respond_problem(ctx, &p);
+    return NULL;
 }
 
 typedef struct {
@@ -410,7 +340,7 @@ static void respond_read(http_ctx_t *ctx, const user_t *u)
     http_header_add(ctx, STR("cache-control"), STR("private, no-cache"));
     http_header_add(ctx, STR("etag"), tag);
     str_t inm = http_header_get(ctx, STR("if-none-match"));
-    if (inm.ptr != NULL && none_match_hits(inm, tag)) {
+    if (inm.ptr != NULL && http_if_none_match_hits(inm, tag)) {
         http_respond(ctx, 304, STR(""), STR(""));
         return;
     }

@@ -46,6 +46,8 @@ SERVER_ENV_VARS = (
     "MAX_CONNECTIONS", "MAX_INFLIGHT", "HTTP2", "API_DEBUG_ROUTES",
     "REDIS_URL", "REDIS_REQUIRED", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW_S",
+    # systemd's: a test run under a service manager must not hand them on.
+    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
 )
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
