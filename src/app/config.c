@@ -51,6 +51,11 @@ static const var_t vars[] = {
      "how often each worker checks that PostgreSQL answers (a trivial query on its own connection)"},
     {"DATABASE_STALL_MS", T_INT, OFF(db_stall_ms), 10, 60000, "1000",
      "a heartbeat not answered within this long means PostgreSQL is stalled (readiness 503, fail fast)"},
+    {"DATABASE_INSTANCES", T_INT, OFF(db_instances), 1, 10000, "1",
+     "server processes that may share the database at once (replicas + rolling-restart surge)"},
+    {"DATABASE_MAX_CONNECTIONS", T_INT, OFF(db_max_connections), 0, 1000000, "0",
+     "connections all instances may open together (behind PgBouncer: its default_pool_size); "
+     "0 = ask PostgreSQL at start"},
     {"BREAKER_FAILURES", T_INT, OFF(breaker_failures), 1, 1000, "5",
      "consecutive PostgreSQL/Redis failures that open a circuit breaker"},
     {"BREAKER_COOLDOWN_MS", T_INT, OFF(breaker_cooldown_ms), 10, 600000, "1000",

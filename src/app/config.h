@@ -28,6 +28,8 @@ typedef struct {
     bool db_prepared;
     int64_t db_heartbeat_ms;
     int64_t db_stall_ms;
+    int64_t db_instances;       /* processes that may share the database at once */
+    int64_t db_max_connections; /* the connections they may open together; 0 = ask */
     int64_t breaker_failures;
     int64_t breaker_cooldown_ms;
     const char *redis_url;
