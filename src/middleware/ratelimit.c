@@ -58,16 +58,21 @@ static redis_script_t script = REDIS_SCRIPT(
  * for a caller this process has not seen, every request asks Redis.
  *
  * The bound: a process admits an identity's request on its own only while
- * fewer than SYNC_BATCH of its own admissions are unconfirmed - not yet
- * counted by Redis, whether still waiting to be reported or in a report on
- * its way. Redis decides every other request with a count that lacks at
- * most those, so with P processes at most SYNC_BATCH * P requests are
- * admitted beyond the budget, however fast they come and however slow
- * Redis answers (docs/redis.md).
+ * fewer than U of its own admissions are unconfirmed - not yet counted by
+ * Redis, whether still waiting to be reported or in a report on its way.
+ * Redis decides every other request with a count that lacks at most those,
+ * so with P processes at most U * P requests are admitted beyond the
+ * budget, however fast they come and however slow Redis answers
+ * (docs/redis.md). U = limit / 64, within 8..256: a small budget is exact
+ * to a few requests, and a large one leaves room for several reports in
+ * flight, so a fast caller is metered locally while Redis answers.
  */
 #define SYNC_MS      250
-#define SYNC_BATCH   8
-#define HEADROOM_MIN 32
+#define SYNC_BATCH       8
+#define HEADROOM_MIN     32
+#define UNCONFIRMED_MIN  8
+#define UNCONFIRMED_MAX  256
+#define UNCONFIRMED_FRAC 64 /* of the limit */
 
 #define KEY_PREFIX  "api:rl:"
 #define KEY_MAX     300
@@ -90,6 +95,7 @@ typedef struct {
 
 static slot_t local_slots[LOCAL_SLOTS];
 static int64_t headroom;
+static uint32_t unconfirmed_max; /* U: see above */
 static _Atomic uint64_t limited_total;
 static _Atomic uint64_t local_total;
 static _Atomic bool degraded; /* for logging transitions once */
@@ -106,6 +112,8 @@ void mw_ratelimit_init(const rl_opts_t *o)
                                          (long long)opts.limit, (long long)opts.window_s);
     epoch_us = clock_mono_us() - 1; /* so that 0 never means "now" */
     headroom = opts.limit / 8 > HEADROOM_MIN ? opts.limit / 8 : HEADROOM_MIN;
+    int64_t u = opts.limit / UNCONFIRMED_FRAC;
+    unconfirmed_max = (uint32_t)(u < UNCONFIRMED_MIN ? UNCONFIRMED_MIN : u > UNCONFIRMED_MAX ? UNCONFIRMED_MAX : u);
 }
 
 uint64_t mw_ratelimit_limited_total(void)
@@ -279,12 +287,12 @@ static void release_unconfirmed(slot_t *s, uint32_t n)
     }
 }
 
-/* Claims one of the SYNC_BATCH unconfirmed admissions a process may make
-   on its own; false when they are all taken (then Redis decides). */
+/* Claims one of the U unconfirmed admissions a process may make on its
+   own; false when they are all taken (then Redis decides). */
 static bool claim_unconfirmed(slot_t *s)
 {
     uint32_t u = atomic_load_explicit(&s->unconfirmed, memory_order_relaxed);
-    while (u < SYNC_BATCH) {
+    while (u < unconfirmed_max) {
         if (atomic_compare_exchange_weak(&s->unconfirmed, &u, u + 1)) {
             return true;
         }
