@@ -35,6 +35,7 @@ HDRS      := $(shell find src tests/unit -name '*.h')
 
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 OPENAPI    := openapi/openapi.json
+DOCS_UI    := $(sort $(wildcard openapi/ui/*.html openapi/ui/*.js openapi/ui/*.css))
 GEN_SRC    := build/gen/embedded.c
 
 REL_OBJS  := $(SRCS:%.c=build/obj/%.o) build/obj/gen/embedded.o
@@ -42,7 +43,7 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
-.PHONY: all asan test unit run deps deb format format-check clean bench-jwt bench-compare bench-fastify-contract FORCE
+.PHONY: all asan test unit run cluster cluster-down deps deb format format-check clean bench-jwt bench-compare bench-fastify-contract FORCE
 
 all: build/api
 
@@ -77,9 +78,9 @@ VERSION_OBJS := $(foreach d,build/obj build/asan/obj,$(d)/src/app/main.o $(d)/sr
 $(VERSION_OBJS): $(VERSION_STAMP)
 $(VERSION_OBJS): BASE_CFLAGS += $(if $(API_COMMIT),-DAPI_COMMIT='"$(API_COMMIT)"')
 
-$(GEN_SRC): scripts/embed.sh $(OPENAPI) $(MIGRATIONS)
+$(GEN_SRC): scripts/embed.sh $(OPENAPI) $(DOCS_UI) $(MIGRATIONS)
 	@mkdir -p $(dir $@)
-	@scripts/embed.sh $@ $(OPENAPI) $(MIGRATIONS)
+	@scripts/embed.sh $@ $(OPENAPI) $(addprefix --asset ,$(DOCS_UI)) $(MIGRATIONS)
 
 build/obj/gen/embedded.o: $(GEN_SRC)
 	@mkdir -p $(dir $@)
@@ -116,6 +117,15 @@ unit: asan
 run: deps
 	@$(MAKE) --no-print-directory build/api
 	@scripts/run.sh
+
+# The local cluster (docs/deploy.md): 3 instances, HAProxy, PgBouncer,
+# PostgreSQL, Redis on 127.0.0.1, in .cluster/.
+cluster: deps
+	@$(MAKE) --no-print-directory build/api
+	@deploy/cluster.sh up
+
+cluster-down:
+	@deploy/cluster.sh down
 
 # The Debian package, built with debhelper from a copy of the tree under
 # build/deb/ (the tree itself stays clean); see docs/install.md.

@@ -3,7 +3,8 @@
 # run and test the project. Safe to re-run: does nothing when all are present.
 set -euo pipefail
 
-# One package per line; edit here.
+# One package per line; edit here. "a|b": any one of them will do; when
+# none is installed, the last (Debian's own) is installed.
 PACKAGES=(
   build-essential
   pkg-config
@@ -41,6 +42,12 @@ PACKAGES=(
   gnuplot-nox     # benchmark charts
   nodejs
   npm
+  haproxy         # the local cluster (deploy/cluster.sh)
+  pgbouncer
+  docker-compose  # validates deploy/compose.yaml offline (no engine needed)
+  graphviz        # docs/architecture diagram (dot)
+  chromium        # the /docs page test (headless)
+  'kubectl|kubernetes-client'  # kustomize renders deploy/k8s; either one will do
 )
 
 # The npm tooling pinned under tools/ (Redocly CLI 2.x) needs this Node.js;
@@ -98,19 +105,28 @@ check_node() {
   fi
 }
 
+have() {
+  local status
+  status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
+  [[ ${status} == "install ok installed" || ${provided} == *" $1 "* ]]
+}
+
 missing=()
-for pkg in "${PACKAGES[@]}"; do
-  if [[ ${node_ok} -eq 1 && (${pkg} == nodejs || ${pkg} == npm) ]]; then
+for entry in "${PACKAGES[@]}"; do
+  if [[ ${node_ok} -eq 1 && (${entry} == nodejs || ${entry} == npm) ]]; then
     continue
   fi
-  status=$(dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null || true)
-  if [[ ${status} == "install ok installed" ]]; then
-    continue
+  IFS='|' read -r -a alternatives <<<"${entry}"
+  found=0
+  for pkg in "${alternatives[@]}"; do
+    if have "${pkg}"; then
+      found=1
+      break
+    fi
+  done
+  if [[ ${found} -eq 0 ]]; then
+    missing+=("${alternatives[-1]}")
   fi
-  if [[ ${provided} == *" ${pkg} "* ]]; then
-    continue
-  fi
-  missing+=("${pkg}")
 done
 
 if [[ ${#missing[@]} -eq 0 ]]; then

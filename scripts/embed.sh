@@ -1,18 +1,54 @@
 #!/usr/bin/env bash
-# Writes a C file that embeds the SQL migrations and the OpenAPI document in
-# the binary, so `api` is one self-contained file. Only coreutils (od, sed)
-# are used: this runs on a bare build machine.
+# Writes a C file that embeds the SQL migrations, the OpenAPI document and
+# the files of the documentation page (GET /docs) in the binary, so `api` is
+# one self-contained file. Only coreutils (od, sed) are used: this runs on a
+# bare build machine.
 #
-#   scripts/embed.sh OUT.c openapi/openapi.json migrations/*.sql
+#   scripts/embed.sh OUT.c openapi/openapi.json [--asset FILE]... migrations/*.sql
+#
+# Files are named by their base name (what the server looks them up by).
 set -euo pipefail
 
 out=$1
 openapi=$2
 shift 2
 
+assets=()
+while [[ $# -gt 0 && $1 == --asset ]]; do
+    [[ $# -ge 2 ]] || {
+        echo "embed.sh: --asset needs a file" >&2
+        exit 2
+    }
+    assets+=("$2")
+    shift 2
+done
+
 emit_bytes() {
     # od prints the bytes as hex; sed turns them into C initialisers.
     od -An -v -tx1 "$1" | sed -e 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g' -e 's/^/    /'
+}
+
+# emit_table NAME FILE...: one byte array per file, then
+# `const embedded_file_t embedded_NAME[]` and `embedded_NAME_count`.
+emit_table() {
+    local name=$1 i=0 f
+    shift
+    for f in "$@"; do
+        echo "static const char ${name}_$i[] = {"
+        emit_bytes "$f"
+        echo "    0x00};"
+        i=$((i + 1))
+    done
+    echo "const embedded_file_t embedded_${name}[] = {"
+    i=0
+    for f in "$@"; do
+        echo "    {\"$(basename "$f")\", ${name}_$i, sizeof(${name}_$i) - 1},"
+        i=$((i + 1))
+    done
+    [ "$i" -gt 0 ] || echo "    {0},"
+    echo "};"
+    echo "const size_t embedded_${name}_count = $i;"
+    echo
 }
 
 {
@@ -24,21 +60,7 @@ emit_bytes() {
     echo "    0x00};"
     echo "const embedded_file_t embedded_openapi = {\"$(basename "$openapi")\", openapi_bytes, sizeof(openapi_bytes) - 1};"
     echo
-    i=0
-    for f in "$@"; do
-        echo "static const char migration_$i[] = {"
-        emit_bytes "$f"
-        echo "    0x00};"
-        i=$((i + 1))
-    done
-    echo "const embedded_file_t embedded_migrations[] = {"
-    i=0
-    for f in "$@"; do
-        echo "    {\"$(basename "$f")\", migration_$i, sizeof(migration_$i) - 1},"
-        i=$((i + 1))
-    done
-    [ "$i" -gt 0 ] || echo "    {0},"
-    echo "};"
-    echo "const size_t embedded_migrations_count = $i;"
+    emit_table migrations "$@"
+    emit_table assets ${assets[@]+"${assets[@]}"}
 } >"$out.tmp"
 mv "$out.tmp" "$out"

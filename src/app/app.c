@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "db/conninfo.h"
+#include "db/idem.h"
 #include "db/pool.h"
 #include "http/server.h"
 #include "middleware/idempotency.h"
@@ -42,7 +43,7 @@
 #define LOG_RING_BYTES   (1u << 20)
 #define LOOP_MAX_WAIT_MS 1000
 #define DRAIN_WAIT_MS    20
-#define PURGE_EVERY_MS   60000
+#define PURGE_EVERY_MS   10000
 /* File descriptors kept back from MAX_CONNECTIONS per worker: database and
    Redis sockets, the listener, log and cancel sockets, accept headroom. */
 #define FDS_RESERVED_PER_WORKER 32
@@ -52,7 +53,7 @@ typedef enum { PHASE_RUN, PHASE_CLOSE, PHASE_ABORT } phase_t;
 
 typedef struct worker {
     struct app *app;
-    struct timer purge; /* worker 0: expired idempotency keys */
+    idem_purger_t *purger; /* worker 0: expired idempotency keys */
     unsigned id;
     int listen_fd;
     pthread_t thread;
@@ -80,6 +81,7 @@ typedef struct app {
     bool otlp_started;
     bool server_ready;
     http_server_t server;
+    http_cidrs_t trusted_proxies;
     /* app_start */
     worker_t *workers;
     unsigned nworkers;
@@ -97,18 +99,6 @@ static void on_wake(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
     /* only ever woken with no message; the loop then re-reads the phase */
     (void)r;
     (void)messages;
-}
-
-static void on_purge(struct timer *t)
-{
-    worker_t *wk = t->data;
-    http_worker_t *w = &wk->http;
-    if (db_pool_healthy(w->db)) {
-        idem_purge(w->db, clock_mono_ms() + 30000);
-    }
-    if (timer_arm(&w->timers, &wk->purge, clock_mono_ms() + PURGE_EVERY_MS) != 0) {
-        log_warn("cannot reschedule the idempotency purge");
-    }
 }
 
 /* The worker's loop, its pool, Redis client and services. */
@@ -140,9 +130,9 @@ static int worker_up(worker_t *wk)
         return ERR_NOMEM;
     }
     if (wk->id == 0) {
-        timer_init(&wk->purge, on_purge, wk);
-        if (timer_arm(&w->timers, &wk->purge, clock_mono_ms() + 5000) != 0) {
-            log_warn("cannot schedule the idempotency purge");
+        wk->purger = idem_purger_start(w->db, &w->timers, PURGE_EVERY_MS);
+        if (wk->purger == NULL) {
+            return ERR_NOMEM;
         }
     }
     h2o_multithread_register_receiver(w->h2o.queue, &wk->wake, on_wake);
@@ -220,9 +210,8 @@ static void worker_down(worker_t *wk)
     if (atomic_load(&wk->ready)) {
         h2o_multithread_unregister_receiver(w->h2o.queue, &wk->wake);
     }
-    if (wk->id == 0) {
-        timer_cancel(&w->timers, &wk->purge);
-    }
+    idem_purger_stop(wk->purger);
+    wk->purger = NULL;
     /* Order matters: the pool's last callbacks may still talk to Redis and
        to the users service, and Redis's last callbacks to the service. */
     db_pool_free(w->db);
@@ -403,6 +392,10 @@ static int app_setup(app_t *app)
         log_fatal("%s", err);
         return 2;
     }
+    if (http_cidrs_parse(cfg->trusted_proxies, &app->trusted_proxies, err, sizeof(err)) != 0) {
+        log_fatal("%s", err);
+        return 2;
+    }
     if (cfg->redis_url[0] != '\0') {
         if (redis_addr_parse(cfg->redis_url, &app->redis_opts.addr, err, sizeof(err)) != 0) {
             log_fatal("%s", err);
@@ -424,6 +417,7 @@ static int app_setup(app_t *app)
     mw_ratelimit_init(&rlo);
     idem_opts_t io = {.ttl_s = cfg->idempotency_ttl_s, .lease_ms = 1000};
     mw_idempotency_init(&io);
+    users_init();
     app->users_opts = (users_svc_opts_t){
         .cache_ttl_ms = cfg->cache_ttl_s * 1000,
         /* outlives any statement a cancelled write may still run */
@@ -483,6 +477,7 @@ static int app_setup(app_t *app)
         .max_inflight = cfg->max_inflight,
         .http2 = cfg->http2,
         .debug_routes = cfg->debug_routes,
+        .trusted_proxies = &app->trusted_proxies,
     };
     if (http_server_init(&app->server, &opts, routes_table, routes_count, mw_run) != 0) {
         log_fatal("cannot build the router");

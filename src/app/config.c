@@ -13,6 +13,7 @@
 
 #include "base/err.h"
 #include "base/str.h"
+#include "http/forwarded.h"
 #include "db/secret.h"
 #include "obs/otlp.h"
 #include "base/banned.h"
@@ -51,6 +52,11 @@ static const var_t vars[] = {
      "how often each worker checks that PostgreSQL answers (a trivial query on its own connection)"},
     {"DATABASE_STALL_MS", T_INT, OFF(db_stall_ms), 10, 60000, "1000",
      "a heartbeat not answered within this long means PostgreSQL is stalled (readiness 503, fail fast)"},
+    {"DATABASE_INSTANCES", T_INT, OFF(db_instances), 1, 10000, "1",
+     "server processes that may share the database at once (replicas + rolling-restart surge)"},
+    {"DATABASE_MAX_CONNECTIONS", T_INT, OFF(db_max_connections), 0, 1000000, "0",
+     "connections all instances may open together (behind PgBouncer: its default_pool_size); "
+     "0 = ask PostgreSQL at start"},
     {"BREAKER_FAILURES", T_INT, OFF(breaker_failures), 1, 1000, "5",
      "consecutive PostgreSQL/Redis failures that open a circuit breaker"},
     {"BREAKER_COOLDOWN_MS", T_INT, OFF(breaker_cooldown_ms), 10, 600000, "1000",
@@ -88,8 +94,8 @@ static const var_t vars[] = {
      "deadline of one Redis command (capped by the request's)"},
     {"CACHE_TTL_S", T_INT, OFF(cache_ttl_s), 0, 86400, "300",
      "user cache entry lifetime (+-10% jitter); 0 = no cache"},
-    {"IDEMPOTENCY_TTL_S", T_INT, OFF(idempotency_ttl_s), 3600, 30 * 86400, "86400",
-     "how long idempotency keys are kept"},
+    {"IDEMPOTENCY_TTL_S", T_INT, OFF(idempotency_ttl_s), 1, 30 * 86400, "86400",
+     "how long idempotency keys are kept (the contract promises at least 86400)"},
     {"REQUEST_TIMEOUT_MS", T_INT, OFF(request_timeout_ms), 1, 600000, "10000", "whole-request deadline"},
     {"SHUTDOWN_GRACE_MS", T_INT, OFF(shutdown_grace_ms), 0, 600000, "10000",
      "how long in-flight requests may finish after SIGTERM"},
@@ -107,6 +113,8 @@ static const var_t vars[] = {
      "open connections per worker; more wait in the kernel backlog"},
     {"MAX_INFLIGHT", T_INT, OFF(max_inflight), 1, 1000000, "1024",
      "requests in progress per worker; more are shed with 503"},
+    {"TRUSTED_PROXIES", T_STR, OFF(trusted_proxies), 0, 0, "",
+     "comma-separated CIDRs whose X-Forwarded-For is believed (rate limits, access log); empty trusts none"},
     {"HTTP2", T_BOOL, OFF(http2), 0, 1, "0",
      "serve cleartext HTTP/2 (h2c); off: h2o 2.2.5 lacks the Rapid Reset fix"},
     {"API_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), 0, 1, "0", "enable /debug/* routes (tests only)"},
@@ -329,6 +337,10 @@ int config_load(config_t *c, config_getenv_fn getenv_fn, int argc, char **argv, 
     }
     if (c->host[0] == '\0') {
         snprintf(err, errlen, "invalid environment variable HOST: empty");
+        return ERR_INVAL;
+    }
+    http_cidrs_t proxies; /* checked here; app_serve parses it again for the server */
+    if (http_cidrs_parse(c->trusted_proxies, &proxies, err, errlen) != 0) {
         return ERR_INVAL;
     }
     if (db_secret_check("DATABASE_URL", c->database_url, err, errlen) != 0 ||

@@ -28,6 +28,8 @@ typedef struct {
     bool db_prepared;
     int64_t db_heartbeat_ms;
     int64_t db_stall_ms;
+    int64_t db_instances;       /* processes that may share the database at once */
+    int64_t db_max_connections; /* the connections they may open together; 0 = ask */
     int64_t breaker_failures;
     int64_t breaker_cooldown_ms;
     const char *redis_url;
@@ -70,6 +72,7 @@ typedef struct {
     int64_t otel_schedule_delay_ms;
     int64_t otel_batch_spans;
     int64_t otel_timeout_ms;
+    const char *trusted_proxies;
     /* true when a secret fell back to its development default */
     bool jwt_secret_is_default;
     bool cursor_secret_is_default;

@@ -17,6 +17,7 @@
 
 #include "app/app.h"
 #include "app/config.h"
+#include "db/capacity.h"
 #include "db/migrate.h"
 #include "obs/log.h"
 #include "base/banned.h"
@@ -101,6 +102,17 @@ int main(int argc, char **argv)
     }
     if (cfg.cursor_secret_is_default) {
         log_warn("CURSOR_SECRET is not set: using the development key; never do this in production");
+    }
+    /* Before any pool connects: a pool that cannot fit stops the start
+       (a SIGTERM meanwhile stays pending for app_serve). */
+    db_capacity_opts_t cap = {.instances = cfg.db_instances,
+                              .pool_size = cfg.db_pool_size,
+                              .workers = cfg.workers,
+                              .max_connections = cfg.db_max_connections,
+                              .timeout_ms = 2000};
+    if (db_capacity_check(cfg.database_url, &cap, err, sizeof(err)) != 0) {
+        fprintf(stderr, "api: %s\n", err);
+        goto out;
     }
     if (log_start() != 0) {
         fprintf(stderr, "api: cannot start the log writer thread\n");

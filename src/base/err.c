@@ -31,6 +31,8 @@ const char *err_name(int code)
         return "precondition-failed";
     case ERR_RETRY:
         return "retry";
+    case ERR_REPLAY:
+        return "replay";
     }
     return "unknown";
 }

@@ -22,7 +22,8 @@ typedef enum {
     ERR_CANCELLED = -9,     /* the caller went away, or shutdown */
     ERR_UNAUTHORIZED = -10, /* credentials missing or invalid */
     ERR_PRECONDITION = -11, /* a condition the client set (If-Match) does not hold */
-    ERR_RETRY = -12         /* lost a race with a concurrent duplicate: the client should retry */
+    ERR_RETRY = -12,        /* lost a race with a concurrent duplicate: the client should retry */
+    ERR_REPLAY = -13        /* the request's Idempotency-Key already has an answer: replay that */
 } err_t;
 
 /* A short, stable, lower-case name for a code ("timeout"), for logs. */

@@ -137,6 +137,7 @@ void http_problem_from_err(int err, str_t detail, http_problem_t *out)
             out->detail = STR("a concurrent request changed the resource; retry");
         }
         out->retry_after_s = 1;
+        out->retryable = true;
         return;
     case ERR_PRECONDITION:
         out->status = 412;

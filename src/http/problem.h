@@ -9,6 +9,7 @@
 #ifndef HTTP_PROBLEM_H
 #define HTTP_PROBLEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/buf.h"
@@ -31,6 +32,10 @@ typedef struct {
     const http_field_error_t *errors; /* may be NULL */
     size_t nerrors;
     int retry_after_s; /* > 0: the response gets Retry-After */
+    /* Not the request's outcome (another request got in the way): a retry
+       may be answered otherwise, so it is never stored as the answer to an
+       Idempotency-Key. 5xx answers are all of this kind. */
+    bool retryable;
 } http_problem_t;
 
 /* The RFC 9110 reason phrase for status ("Not Found"), or "Error". */
@@ -43,7 +48,8 @@ void http_problem_render(buf_t *b, const http_problem_t *p);
  * Maps an err.h code from a lower layer to a problem: ERR_TIMEOUT -> 504,
  * ERR_UNAVAILABLE -> 503 (Retry-After 1), ERR_NOTFOUND -> 404,
  * ERR_CONFLICT -> 409, ERR_INVAL -> 400, ERR_RANGE -> 422, ERR_UNAUTHORIZED
- * -> 401, anything else -> 500. detail may be STR_NULL for a default.
+ * -> 401, ERR_RETRY -> 409 (retryable), anything else -> 500. detail may be
+ * STR_NULL for a default.
  */
 void http_problem_from_err(int err, str_t detail, http_problem_t *out);
 

@@ -41,7 +41,7 @@ static _Thread_local bool sending_own;
 
 /* ---- access log and metrics ---- */
 
-/* The bare address of the peer (the client address of the access log). */
+/* The bare address of the peer. */
 static str_t peer_addr(h2o_req_t *req, char *out, size_t outlen)
 {
     struct sockaddr_storage ss;
@@ -63,6 +63,7 @@ typedef struct {
     uint64_t duration_us;
     const uint8_t *trace_id;
     const uint8_t *span_id;
+    str_t client; /* the client address after TRUSTED_PROXIES (STR_NULL: the peer) */
 } access_t;
 
 static void log_access(http_worker_t *w, h2o_req_t *req, const access_t *a)
@@ -91,7 +92,7 @@ static void log_access(http_worker_t *w, h2o_req_t *req, const access_t *a)
     jw_kv_int(j, "bytes", (int64_t)a->bytes);
     jw_kv_int(j, "worker", w->id);
     char addr[INET6_ADDRSTRLEN];
-    jw_kv_str(j, "client_address", peer_addr(req, addr, sizeof(addr)));
+    jw_kv_str(j, "remote", a->client.ptr != NULL ? a->client : peer_addr(req, addr, sizeof(addr)));
     log_end(j);
 }
 
@@ -163,6 +164,34 @@ str_t http_peer_addr(const http_ctx_t *ctx, char *out, size_t outlen)
     return peer_addr(ctx->req, out, outlen);
 }
 
+str_t http_client_addr(http_ctx_t *ctx)
+{
+    if (ctx->client.ptr == NULL) {
+        char peer[INET6_ADDRSTRLEN];
+        str_t p = peer_addr(ctx->req, peer, sizeof(peer));
+        const http_cidrs_t *trusted = ctx->w->server->opts.trusted_proxies;
+        if (trusted == NULL || trusted->n == 0) {
+            memcpy(ctx->client_buf, p.ptr, p.len + 1);
+            ctx->client = str_make(ctx->client_buf, p.len);
+        } else {
+            /* every X-Forwarded-For header, in order */
+            str_t xff[16];
+            size_t n = 0;
+            for (ssize_t i = -1; n < 16;) {
+                i = h2o_find_header_by_str(&ctx->req->headers, H2O_STRLIT("x-forwarded-for"), i);
+                if (i < 0) {
+                    break;
+                }
+                xff[n++] =
+                    str_make(ctx->req->headers.entries[i].value.base, ctx->req->headers.entries[i].value.len);
+            }
+            size_t len = http_forwarded_client(trusted, p, xff, n, ctx->client_buf);
+            ctx->client = str_make(ctx->client_buf, len);
+        }
+    }
+    return ctx->client;
+}
+
 buf_t *http_scratch(http_ctx_t *ctx)
 {
     buf_reset(&ctx->w->scratch);
@@ -222,7 +251,8 @@ void http_respond(http_ctx_t *ctx, int status, str_t content_type, str_t body)
                   .bytes = ctx->method == HTTP_HEAD ? 0 : body.len,
                   .duration_us = duration_us,
                   .trace_id = ctx->span.scope.trace_id,
-                  .span_id = ctx->span.scope.span_id};
+                  .span_id = ctx->span.scope.span_id,
+                  .client = http_client_addr(ctx)};
     log_access(w, req, &a);
     metric_method_t method = method_label(ctx->method);
     metrics_http_observe(method, route ? (unsigned)(route - w->server->routes) + 1 : 0, (unsigned)status,
@@ -268,6 +298,7 @@ void http_respond_problem(http_ctx_t *ctx, const http_problem_t *p)
         small.nerrors = 0; /* the errors list was what did not fit */
         http_problem_render(b, &small);
     }
+    ctx->answer_retryable = p->retryable || p->status >= 500;
     if (p->retry_after_s > 0) {
         char v[16];
         int n = snprintf(v, sizeof(v), "%d", p->retry_after_s);

@@ -28,6 +28,7 @@
 #include "base/buf.h"
 #include "base/str.h"
 #include "base/timer.h"
+#include "http/forwarded.h"
 #include "http/problem.h"
 #include "http/reqid.h"
 #include "http/router.h"
@@ -46,6 +47,7 @@ typedef struct {
     int64_t max_inflight;     /* per worker */
     bool http2;
     bool debug_routes;
+    const http_cidrs_t *trusted_proxies; /* whose X-Forwarded-For is believed (NULL: none) */
 } http_server_opts_t;
 
 /* Runs a request that has its context and route match; see middleware/. */
@@ -107,6 +109,8 @@ struct http_ctx {
     uint64_t deadline_ms;  /* monotonic */
     struct timer deadline; /* then, once answered: the write timeout */
     unsigned method;
+    str_t client; /* http_client_addr(), once computed */
+    char client_buf[HTTP_ADDR_MAX];
     str_t path;  /* raw, without the query */
     str_t query; /* after '?', possibly empty */
     http_route_status_t route_status;
@@ -124,8 +128,11 @@ struct http_ctx {
     int auth_error; /* why a sent token was refused (jwt_error_t); 0: none sent */
     /* idempotency (middleware/idempotency): its state, and a hook that sees
        the final answer before it is sent. A hook that returns true has
-       taken the answer and sends it later itself (it is called once). */
+       taken the answer and sends it later itself (it is called once).
+       answer_retryable: the answer being sent is not the request's outcome
+       (http_problem_t.retryable). */
     void *idem;
+    bool answer_retryable;
     bool (*on_respond)(http_ctx_t *ctx, int status, str_t content_type, str_t body);
 };
 
@@ -181,6 +188,10 @@ void http_header_add(http_ctx_t *ctx, str_t name, str_t value);
 str_t http_header_get(const http_ctx_t *ctx, str_t name);
 /* The request's remote address as text, written into out (INET6_ADDRSTRLEN). */
 str_t http_peer_addr(const http_ctx_t *ctx, char *out, size_t outlen);
+/* The client's address: the peer, or behind a trusted proxy the one
+   X-Forwarded-For names (http/forwarded.h). Computed once per request; the
+   view lives as long as the request. Rate limits and the access log use it. */
+str_t http_client_addr(http_ctx_t *ctx);
 
 /* The worker's scratch buffer, emptied. Valid until the next response. */
 buf_t *http_scratch(http_ctx_t *ctx);

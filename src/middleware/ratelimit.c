@@ -1,7 +1,7 @@
 /* ratelimit: the Redis script, the local fallback table and the headers. */
 #include "middleware/ratelimit.h"
 
-#include <openssl/sha.h>
+#include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@
  * clock, so processes with skewed clocks still share one budget. The
  * arithmetic is gcra_take()'s, line for line.
  */
-static const char script[] =
+static redis_script_t script = REDIS_SCRIPT(
     "local limit = tonumber(ARGV[1])\n"
     "local interval = math.max(1, math.floor(tonumber(ARGV[2]) / limit))\n"
     "local window = interval * limit\n"
@@ -47,7 +47,7 @@ static const char script[] =
     "end\n"
     "keep(new_tat)\n"
     "return {1, math.floor((now - allow_at) / interval), math.ceil((new_tat - now) / 1000000), 0, new_tat - "
-    "now}\n";
+    "now}\n");
 
 /*
  * Metering far from the limit without a Redis round trip per request: a
@@ -55,13 +55,24 @@ static const char script[] =
  * than the headroom left is metered in-process, and the requests admitted
  * that way are reported to Redis in batches of SYNC_BATCH (the script's
  * `forced` count). Near the limit (headroom or less left), after SYNC_MS, or
- * for a caller this process has not seen, every request asks Redis: the
- * boundary is exact. Worst case, P processes admit SYNC_BATCH * (P - 1)
- * requests more than the budget while their views were in flight.
+ * for a caller this process has not seen, every request asks Redis.
+ *
+ * The bound: a process admits an identity's request on its own only while
+ * fewer than U of its own admissions are unconfirmed - not yet counted by
+ * Redis, whether still waiting to be reported or in a report on its way.
+ * Redis decides every other request with a count that lacks at most those,
+ * so with P processes at most U * P requests are admitted beyond the
+ * budget, however fast they come and however slow Redis answers
+ * (docs/redis.md). U = limit / 64, within 8..256: a small budget is exact
+ * to a few requests, and a large one leaves room for several reports in
+ * flight, so a fast caller is metered locally while Redis answers.
  */
 #define SYNC_MS      250
-#define SYNC_BATCH   8
-#define HEADROOM_MIN 32
+#define SYNC_BATCH       8
+#define HEADROOM_MIN     32
+#define UNCONFIRMED_MIN  8
+#define UNCONFIRMED_MAX  256
+#define UNCONFIRMED_FRAC 64 /* of the limit */
 
 #define KEY_PREFIX  "api:rl:"
 #define KEY_MAX     300
@@ -72,18 +83,19 @@ static const char script[] =
 
 static rl_opts_t opts;
 static gcra_policy_t policy;
-static char script_sha[41];
 static char policy_header[64];
 static size_t policy_header_len;
 static uint64_t epoch_us; /* local table times are relative to this */
 typedef struct {
-    _Atomic uint64_t word;      /* tag << TAT_BITS | TAT (us since epoch_us) */
-    _Atomic uint32_t pending;   /* admitted locally, not yet told to Redis */
-    _Atomic uint64_t synced_ms; /* when Redis last confirmed this TAT (0: never) */
+    _Atomic uint64_t word;        /* tag << TAT_BITS | TAT (us since epoch_us) */
+    _Atomic uint32_t pending;     /* admitted locally, not yet told to Redis */
+    _Atomic uint32_t unconfirmed; /* admitted locally, not yet counted by Redis */
+    _Atomic uint64_t synced_ms;   /* when Redis last confirmed this TAT (0: never) */
 } slot_t;
 
 static slot_t local_slots[LOCAL_SLOTS];
 static int64_t headroom;
+static uint32_t unconfirmed_max; /* U: see above */
 static _Atomic uint64_t limited_total;
 static _Atomic uint64_t local_total;
 static _Atomic bool degraded; /* for logging transitions once */
@@ -95,15 +107,13 @@ void mw_ratelimit_init(const rl_opts_t *o)
         return;
     }
     policy = (gcra_policy_t){.limit = opts.limit, .window_us = opts.window_s * 1000000};
-    unsigned char sha[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)script, sizeof(script) - 1, sha);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
-        snprintf(script_sha + 2 * i, 3, "%02x", sha[i]);
-    }
+    redis_script_init(&script);
     policy_header_len = (size_t)snprintf(policy_header, sizeof(policy_header), "\"default\";q=%lld;w=%lld",
                                          (long long)opts.limit, (long long)opts.window_s);
     epoch_us = clock_mono_us() - 1; /* so that 0 never means "now" */
     headroom = opts.limit / 8 > HEADROOM_MIN ? opts.limit / 8 : HEADROOM_MIN;
+    int64_t u = opts.limit / UNCONFIRMED_FRAC;
+    unconfirmed_max = (uint32_t)(u < UNCONFIRMED_MIN ? UNCONFIRMED_MIN : u > UNCONFIRMED_MAX ? UNCONFIRMED_MAX : u);
 }
 
 uint64_t mw_ratelimit_limited_total(void)
@@ -121,6 +131,22 @@ static bool is_api(const http_ctx_t *ctx)
     return str_eq(ctx->path, STR("/v1")) || str_starts_with(ctx->path, STR("/v1/"));
 }
 
+/* An address as a budget: IPv4 as is; IPv6 by its /64 (one host gets a
+   whole /64, so per-address budgets would be 2^64 budgets). out holds
+   INET6_ADDRSTRLEN + 4 bytes. */
+static size_t address_identity(str_t a, char *out)
+{
+    uint8_t b[16];
+    if (memchr(a.ptr, ':', a.len) == NULL || !http_addr_parse(a, b)) {
+        memcpy(out, a.ptr, a.len);
+        return a.len;
+    }
+    memset(b + 8, 0, 8);
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, b, text, sizeof(text));
+    return (size_t)snprintf(out, INET6_ADDRSTRLEN + 4, "%s/64", text);
+}
+
 /* "s:<sub>" for authenticated callers, "a:<address>" otherwise. */
 static size_t identity_key(http_ctx_t *ctx, char *out)
 {
@@ -132,12 +158,10 @@ static size_t identity_key(http_ctx_t *ctx, char *out)
         memcpy(out + n, ctx->subject.ptr, ctx->subject.len); /* sub <= 255 bytes */
         return n + ctx->subject.len;
     }
-    char addr[64];
-    str_t a = http_peer_addr(ctx, addr, sizeof(addr));
+    str_t a = http_client_addr(ctx);
     out[n++] = 'a';
     out[n++] = ':';
-    memcpy(out + n, a.ptr, a.len);
-    return n + a.len;
+    return n + address_identity(a, out + n);
 }
 
 static mw_result_t apply(http_ctx_t *ctx, const gcra_result_t *r)
@@ -203,6 +227,7 @@ static slot_t *slot_find(const char *key, size_t n, uint64_t *tag_out, int64_t n
         if (v == 0 || (int64_t)(v & TAT_MASK) <= now) {
             if (atomic_compare_exchange_strong(&s->word, &v, tag << TAT_BITS | ((uint64_t)now & TAT_MASK))) {
                 atomic_store(&s->pending, 0); /* a new owner starts clean */
+                atomic_store(&s->unconfirmed, 0);
                 atomic_store(&s->synced_ms, 0);
             }
             return s;
@@ -240,15 +265,39 @@ static int64_t slot_remaining(slot_t *s, int64_t now)
     return (interval * policy.limit - backlog) / interval;
 }
 
-/* Adopts Redis's answer: backlog_us = global TAT - Redis's now. */
+/* Adopts Redis's answer (backlog_us = global TAT - Redis's now), plus what
+   this process has admitted that Redis has not counted yet. */
 static void slot_sync(slot_t *s, uint64_t tag, int64_t backlog_us)
 {
     int64_t now = (int64_t)(clock_mono_us() - epoch_us);
-    int64_t tat = now + (backlog_us > 0 ? backlog_us : 0);
+    int64_t local = (int64_t)atomic_load(&s->unconfirmed) * gcra_interval_us(&policy);
+    int64_t tat = now + (backlog_us > 0 ? backlog_us : 0) + local;
     uint64_t old = atomic_load(&s->word);
     uint64_t keep_tag = (old >> TAT_BITS) ? (old >> TAT_BITS) : tag;
     atomic_store(&s->word, keep_tag << TAT_BITS | ((uint64_t)tat & TAT_MASK));
     atomic_store(&s->synced_ms, clock_mono_ms());
+}
+
+/* Redis has counted n of them (saturating: a slot that changed owners
+   starts from zero while an old report may still come back). */
+static void release_unconfirmed(slot_t *s, uint32_t n)
+{
+    uint32_t u = atomic_load_explicit(&s->unconfirmed, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak(&s->unconfirmed, &u, u > n ? u - n : 0)) {
+    }
+}
+
+/* Claims one of the U unconfirmed admissions a process may make on its
+   own; false when they are all taken (then Redis decides). */
+static bool claim_unconfirmed(slot_t *s)
+{
+    uint32_t u = atomic_load_explicit(&s->unconfirmed, memory_order_relaxed);
+    while (u < unconfirmed_max) {
+        if (atomic_compare_exchange_weak(&s->unconfirmed, &u, u + 1)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static void local_take(const char *key, size_t n, gcra_result_t *out)
@@ -302,24 +351,29 @@ static mw_result_t fallback(http_ctx_t *ctx, const char *key, size_t n)
 typedef struct {
     http_pending_t pending; /* first: the cancel hook gets this pointer */
     redis_cmd_t *cmd;
-    bool tried_eval;
     bool take;       /* decide a request (else: only report `forced`) */
     uint32_t forced; /* locally admitted requests to report */
     slot_t *slot;
     uint64_t tag;
-    redis_client_t *redis; /* for a report's NOSCRIPT retry */
     size_t key_len;
     char key[KEY_MAX];
 } rl_op_t;
 
-static int send_script(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, rl_op_t *op);
 static void on_script_reply(redis_cmd_t *cmd, int err, redisReply *reply);
+
+/* The reported requests go back to be reported again: they stay unconfirmed. */
+static void unreported(rl_op_t *op)
+{
+    if (op->forced > 0) {
+        atomic_fetch_add(&op->slot->pending, op->forced);
+    }
+}
 
 static void rl_cancel(http_pending_t *p)
 {
     rl_op_t *op = (rl_op_t *)p;
     redis_cmd_cancel(op->cmd);
-    atomic_fetch_add(&op->slot->pending, op->forced); /* still to be reported */
+    unreported(op);
     free(op);
 }
 
@@ -330,7 +384,8 @@ static void resume(http_ctx_t *ctx, mw_result_t r)
     }
 }
 
-/* Reads the script's answer and adopts its TAT locally. */
+/* Reads the script's answer: the reported requests are counted now, and
+   the slot adopts Redis's view. */
 static bool parse_reply(int err, redisReply *reply, gcra_result_t *r, rl_op_t *op)
 {
     bool ok = err == 0 && reply->type == REDIS_REPLY_ARRAY && reply->elements == 5;
@@ -338,11 +393,13 @@ static bool parse_reply(int err, redisReply *reply, gcra_result_t *r, rl_op_t *o
         ok = reply->element[i]->type == REDIS_REPLY_INTEGER;
     }
     if (!ok) {
-        if (op->forced > 0) {
-            atomic_fetch_add(&op->slot->pending, op->forced); /* report them next time */
+        if (err == 0 && reply->type == REDIS_REPLY_ERROR) {
+            log_error("rate limiting: script failed: %s", reply->str);
         }
+        unreported(op);
         return false;
     }
+    release_unconfirmed(op->slot, op->forced);
     r->allowed = reply->element[0]->integer == 1;
     r->remaining = reply->element[1]->integer;
     r->reset_s = reply->element[2]->integer;
@@ -356,13 +413,6 @@ static void on_report_reply(redis_cmd_t *cmd, int err, redisReply *reply)
 {
     rl_op_t *op = redis_cmd_arg(cmd);
     gcra_result_t r;
-    if (err == 0 && reply->type == REDIS_REPLY_ERROR && !op->tried_eval &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        op->tried_eval = true;
-        if (send_script(op->redis, clock_mono_ms() + 1000, on_report_reply, op) == 0) {
-            return;
-        }
-    }
     (void)parse_reply(err, reply, &r, op);
     free(op);
 }
@@ -370,20 +420,7 @@ static void on_report_reply(redis_cmd_t *cmd, int err, redisReply *reply)
 static void on_script_reply(redis_cmd_t *cmd, int err, redisReply *reply)
 {
     rl_op_t *op = redis_cmd_arg(cmd);
-    http_ctx_t *ctx = op->pending.ctx;
-    if (ctx == NULL) {
-        free(op); /* cannot happen: cancel frees op first; kept for safety */
-        return;
-    }
-    if (err == 0 && reply->type == REDIS_REPLY_ERROR && !op->tried_eval &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        /* first use on this Redis (or after a restart): send the body once */
-        op->tried_eval = true;
-        if (send_script(ctx->w->redis, ctx->deadline_ms, on_script_reply, op) == 0) {
-            return;
-        }
-    }
-    ctx = http_pending_finish(&op->pending);
+    http_ctx_t *ctx = http_pending_finish(&op->pending);
     gcra_result_t r = {0};
     bool ok = parse_reply(err, reply, &r, op);
     char key[KEY_MAX];
@@ -394,9 +431,6 @@ static void on_script_reply(redis_cmd_t *cmd, int err, redisReply *reply)
         return;
     }
     if (!ok) {
-        if (err == 0 && reply->type == REDIS_REPLY_ERROR) {
-            log_error("rate limiting: script failed: %s", reply->str);
-        }
         resume(ctx, fallback(ctx, key, n));
         return;
     }
@@ -404,6 +438,7 @@ static void on_script_reply(redis_cmd_t *cmd, int err, redisReply *reply)
     resume(ctx, apply(ctx, &r));
 }
 
+/* KEYS[1] = the identity's key; ARGV = limit, window, forced, take. */
 static int send_script(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, rl_op_t *op)
 {
     if (r == NULL) {
@@ -413,23 +448,32 @@ static int send_script(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, rl_
     snprintf(limit, sizeof(limit), "%lld", (long long)opts.limit);
     snprintf(window, sizeof(window), "%lld", (long long)policy.window_us);
     snprintf(forced, sizeof(forced), "%u", op->forced);
-    const char *argv[] = {op->tried_eval ? "EVAL" : "EVALSHA",
-                          op->tried_eval ? script : script_sha,
-                          "1",
-                          op->key,
-                          limit,
-                          window,
-                          forced,
-                          op->take ? "1" : "0"};
-    size_t lens[] = {strlen(argv[0]),
-                     op->tried_eval ? sizeof(script) - 1 : 40,
-                     1,
-                     op->key_len,
-                     strlen(limit),
-                     strlen(window),
-                     strlen(forced),
-                     1};
-    return redis_cmd(r, deadline_ms, cb, op, &op->cmd, 8, argv, lens);
+    const char *args[] = {op->key, limit, window, forced, op->take ? "1" : "0"};
+    size_t lens[] = {op->key_len, strlen(limit), strlen(window), strlen(forced), 1};
+    return redis_eval(r, &script, deadline_ms, cb, op, &op->cmd, 1, 5, args, lens);
+}
+
+/* Sends the identity's unreported local admissions to Redis. */
+static void report(redis_client_t *r, slot_t *slot, uint64_t tag, const char *key, size_t n)
+{
+    uint32_t p = atomic_exchange(&slot->pending, 0);
+    if (p == 0) {
+        return;
+    }
+    rl_op_t *rep = calloc(1, sizeof(*rep));
+    if (rep == NULL) {
+        atomic_fetch_add(&slot->pending, p);
+        return;
+    }
+    memcpy(rep->key, key, n);
+    rep->key_len = n;
+    rep->slot = slot;
+    rep->tag = tag;
+    rep->forced = p;
+    if (send_script(r, clock_mono_ms() + 1000, on_report_reply, rep) != 0) {
+        unreported(rep);
+        free(rep);
+    }
 }
 
 mw_result_t mw_ratelimit_run(http_ctx_t *ctx)
@@ -446,27 +490,18 @@ mw_result_t mw_ratelimit_run(http_ctx_t *ctx)
     uint64_t tag;
     slot_t *slot = slot_find(key, n, &tag, now);
     uint64_t synced = atomic_load_explicit(&slot->synced_ms, memory_order_relaxed);
-    if (synced != 0 && clock_mono_ms() - synced < SYNC_MS && slot_remaining(slot, now) > headroom) {
-        /* far from the limit, recently confirmed: meter here, report later */
+    if (synced != 0 && clock_mono_ms() - synced < SYNC_MS && slot_remaining(slot, now) > headroom &&
+        claim_unconfirmed(slot)) {
+        /* far from the limit, recently confirmed, and few enough admitted
+           that Redis has not counted: meter here, report in batches */
         gcra_result_t r;
         slot_take(slot, tag, now, &r);
-        uint32_t p = atomic_fetch_add(&slot->pending, 1) + 1;
-        if (p >= SYNC_BATCH && (p = atomic_exchange(&slot->pending, 0)) > 0) {
-            rl_op_t *rep = calloc(1, sizeof(*rep));
-            if (rep != NULL) {
-                memcpy(rep->key, key, n);
-                rep->key_len = n;
-                rep->slot = slot;
-                rep->tag = tag;
-                rep->forced = p;
-                rep->redis = ctx->w->redis;
-                if (send_script(ctx->w->redis, clock_mono_ms() + 1000, on_report_reply, rep) != 0) {
-                    atomic_fetch_add(&slot->pending, p);
-                    free(rep);
-                }
-            } else {
-                atomic_fetch_add(&slot->pending, p);
-            }
+        if (!r.allowed) { /* another worker took the last of it meanwhile */
+            release_unconfirmed(slot, 1);
+            return apply(ctx, &r);
+        }
+        if (atomic_fetch_add(&slot->pending, 1) + 1 >= SYNC_BATCH) {
+            report(ctx->w->redis, slot, tag, key, n);
         }
         note_degraded(false);
         return apply(ctx, &r);
@@ -483,7 +518,7 @@ mw_result_t mw_ratelimit_run(http_ctx_t *ctx)
     op->forced = atomic_exchange(&slot->pending, 0); /* and report the local ones */
     op->pending.cancel = rl_cancel;
     if (send_script(ctx->w->redis, ctx->deadline_ms, on_script_reply, op) != 0) {
-        atomic_fetch_add(&slot->pending, op->forced);
+        unreported(op);
         free(op);
         return fallback(ctx, key, n);
     }

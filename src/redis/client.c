@@ -11,6 +11,8 @@
  */
 #include "redis/client.h"
 
+#include <openssl/sha.h>
+
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -38,15 +40,22 @@ typedef enum { R_DOWN, R_CONNECTING, R_READY } rstate_t;
 
 struct redis_cmd {
     redis_client_t *r;
-    redis_cb cb;
+    redis_cb cb; /* NULL: fire and forget */
     void *arg;
     struct timer deadline;
+    uint64_t deadline_ms;
     bool done;     /* the callback has run (or was cancelled): drop the reply */
     bool observed; /* a caller's command (not the PING): timed and traced */
     uint8_t label; /* metric_redis_cmd_t */
     uint8_t name_len;
     char name[16];       /* the command, for its span */
     trace_client_t span; /* its scope, CLIENT span and start */
+    /* a script call keeps its arguments for the one EVAL after NOSCRIPT */
+    const redis_script_t *script;
+    bool sent_body;
+    int nkeys, nargs;
+    const char **args;
+    size_t *lens;
 };
 
 struct redis_client {
@@ -302,6 +311,7 @@ static void went_down(redis_client_t *r, const char *why)
 
 static void send_ping(redis_client_t *r);
 static void on_heartbeat(struct timer *t);
+static void load_scripts(redis_client_t *r);
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
@@ -315,6 +325,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     timer_cancel(r->timers, &r->connect_timeout);
     r->state = R_READY;
     r->answered = false;
+    load_scripts(r); /* before anything can use them: commands run in order */
     send_ping(r);
 }
 
@@ -485,22 +496,42 @@ static void finish(redis_cmd_t *cmd, int err, redisReply *reply)
     }
     cmd->done = true;
     timer_cancel(cmd->r->timers, &cmd->deadline);
-    if (!cmd->observed) {
-        cmd->cb(cmd, err, reply);
-        return;
+    if (cmd->observed) {
+        observe(cmd, err, reply);
     }
-    observe(cmd, err, reply);
+    if (cmd->cb == NULL) {
+        return; /* fire and forget */
+    }
     /* the callback runs in the scope the command was sent in */
-    const trace_scope_t *prev = trace_scope_enter(cmd->span.parent.valid ? &cmd->span.parent.s : NULL);
+    const trace_scope_t *prev =
+        trace_scope_enter(cmd->observed && cmd->span.parent.valid ? &cmd->span.parent.s : NULL);
     cmd->cb(cmd, err, reply);
     trace_scope_leave(prev);
 }
+
+static void cmd_free(redis_cmd_t *cmd)
+{
+    free(cmd->args); /* one block with the lengths and the bytes */
+    free(cmd);
+}
+
+static int send_script(redis_cmd_t *cmd);
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     redis_cmd_t *cmd = privdata;
     redis_client_t *r = cmd->r;
+    redisReply *rep = reply;
     (void)ac;
+    /* EVALSHA of a script this Redis has not seen (first use, or after a
+       restart or SCRIPT FLUSH): send the body once, same deadline. */
+    if (rep != NULL && !cmd->done && cmd->script != NULL && !cmd->sent_body &&
+        rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        cmd->sent_body = true;
+        if (send_script(cmd) == 0) {
+            return;
+        }
+    }
     /* Only an answer within its deadline is health: a late one (the command
        already timed out) says Redis is slow, not that it is well. */
     if (reply != NULL && !cmd->done) {
@@ -513,7 +544,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         update_usable(r, NULL);
     }
     finish(cmd, reply != NULL ? 0 : ERR_UNAVAILABLE, reply);
-    free(cmd);
+    cmd_free(cmd);
 }
 
 /* Drops the connection (its commands fail) and makes a new one later. */
@@ -599,8 +630,19 @@ static void on_heartbeat(struct timer *t)
     }
 }
 
-int redis_cmd(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, void *arg, redis_cmd_t **out, int argc,
-              const char **argv, const size_t *argvlen)
+/* The command's name: its metric label, and its span's (as Redis spells it). */
+static void set_name(redis_cmd_t *cmd, const char *name, size_t n)
+{
+    cmd->label = (uint8_t)metrics_redis_command(name, n);
+    cmd->name_len = (uint8_t)(n < sizeof(cmd->name) ? n : sizeof(cmd->name));
+    for (size_t i = 0; i < cmd->name_len; i++) {
+        char c = name[i];
+        cmd->name[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+    }
+}
+
+/* A command not sent yet, bounded by the command timeout and deadline_ms. */
+static int cmd_new(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, void *arg, redis_cmd_t **out)
 {
     uint64_t now = clock_mono_ms();
     if (!redis_client_usable(r)) {
@@ -617,30 +659,185 @@ int redis_cmd(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, void *arg, r
     if (cmd == NULL) {
         return ERR_NOMEM;
     }
-    cmd->r = r;
-    cmd->cb = cb;
-    cmd->arg = arg;
-    cmd->observed = true;
-    const char *name = argc > 0 ? argv[0] : "";
-    size_t n = argc > 0 ? argvlen[0] : 0;
-    cmd->label = (uint8_t)metrics_redis_command(name, n);
-    cmd->name_len = (uint8_t)(n < sizeof(cmd->name) ? n : sizeof(cmd->name));
-    for (size_t i = 0; i < cmd->name_len; i++) {
-        char c = name[i];
-        cmd->name[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c; /* db.operation.name: as Redis spells it */
-    }
-    trace_client_begin(&cmd->span);
-    timer_init(&cmd->deadline, on_cmd_deadline, cmd);
-    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
-        free(cmd);
+    *cmd = (redis_cmd_t){.r = r, .cb = cb, .arg = arg, .deadline_ms = deadline_ms, .observed = true};
+    trace_client_begin(&cmd->span);                   /* a caller's command: timed and traced from here */
+    timer_init(&cmd->deadline, on_cmd_deadline, cmd); /* armed once sent */
+    *out = cmd;
+    return 0;
+}
+
+/* Hands cmd to hiredis and arms its deadline. On failure cmd is freed (or,
+   when hiredis already holds it, left to its reply with no callback). */
+static int cmd_send(redis_cmd_t *cmd, int argc, const char **argv, const size_t *lens)
+{
+    redis_client_t *r = cmd->r;
+    uint64_t deadline_ms = cmd->deadline_ms;
+    set_name(cmd, argc > 0 ? argv[0] : "", argc > 0 ? lens[0] : 0);
+    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, lens) != REDIS_OK) {
+        cmd_free(cmd);
         return ERR_UNAVAILABLE;
     }
     if (timer_arm(r->timers, &cmd->deadline, deadline_ms) != 0) {
         cmd->done = true; /* cannot bound it: let the reply be dropped */
         return ERR_NOMEM;
     }
-    *out = cmd;
     return 0;
+}
+
+int redis_cmd(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, void *arg, redis_cmd_t **out, int argc,
+              const char **argv, const size_t *argvlen)
+{
+    redis_cmd_t *cmd;
+    int rc = cmd_new(r, deadline_ms, cb, arg, &cmd);
+    if (rc == 0) {
+        rc = cmd_send(cmd, argc, argv, argvlen);
+    }
+    if (rc == 0) {
+        *out = cmd;
+    }
+    return rc;
+}
+
+int redis_fire(redis_client_t *r, int argc, const char **argv, const size_t *argvlen)
+{
+    redis_cmd_t *cmd;
+    int rc = cmd_new(r, UINT64_MAX, NULL, NULL, &cmd);
+    return rc == 0 ? cmd_send(cmd, argc, argv, argvlen) : rc;
+}
+
+/* ---- scripts ---- */
+
+/* Every script, loaded on each new connection before it is used: EVALSHA
+   then finds it, and the NOSCRIPT fallback is for a Redis that lost its
+   scripts (restart, SCRIPT FLUSH) while connected. */
+#define SCRIPTS_MAX 16
+static const redis_script_t *scripts[SCRIPTS_MAX];
+static size_t nscripts;
+
+void redis_script_init(redis_script_t *s)
+{
+    unsigned char sha[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s->body, s->len, sha);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
+        snprintf(s->sha + 2 * i, 3, "%02x", sha[i]);
+    }
+    for (size_t i = 0; i < nscripts; i++) {
+        if (scripts[i] == s) {
+            return;
+        }
+    }
+    if (nscripts < SCRIPTS_MAX) {
+        scripts[nscripts++] = s;
+    }
+}
+
+static void on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    (void)privdata;
+    redisReply *rep = reply;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+        log_warn("redis: SCRIPT LOAD failed: %s", rep->str);
+    }
+}
+
+static void load_scripts(redis_client_t *r)
+{
+    for (size_t i = 0; i < nscripts; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", scripts[i]->body};
+        size_t lens[] = {6, 4, scripts[i]->len};
+        (void)redisAsyncCommandArgv(r->ac, on_script_loaded, NULL, 3, argv, lens);
+    }
+}
+
+#define SCRIPT_ARGS_MAX 16
+
+/* EVALSHA sha nkeys args..., or EVAL body nkeys args... after NOSCRIPT. */
+static int send_script(redis_cmd_t *cmd)
+{
+    const char *argv[3 + SCRIPT_ARGS_MAX];
+    size_t lens[3 + SCRIPT_ARGS_MAX];
+    char nkeys[8];
+    argv[0] = cmd->sent_body ? "EVAL" : "EVALSHA";
+    lens[0] = strlen(argv[0]);
+    argv[1] = cmd->sent_body ? cmd->script->body : cmd->script->sha;
+    lens[1] = cmd->sent_body ? cmd->script->len : 40;
+    lens[2] = (size_t)snprintf(nkeys, sizeof(nkeys), "%d", cmd->nkeys);
+    argv[2] = nkeys;
+    for (int i = 0; i < cmd->nargs; i++) {
+        argv[3 + i] = cmd->args[i];
+        lens[3 + i] = cmd->lens[i];
+    }
+    redis_client_t *r = cmd->r;
+    if (r->ac == NULL || r->state != R_READY) {
+        return ERR_UNAVAILABLE;
+    }
+    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, 3 + cmd->nargs, argv, lens) != REDIS_OK) {
+        return ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+/* Copies a script call's arguments into cmd (one block). */
+static int keep_args(redis_cmd_t *cmd, int nargs, const char **args, const size_t *lens)
+{
+    size_t total = 0;
+    for (int i = 0; i < nargs; i++) {
+        total += lens[i];
+    }
+    char *block = malloc((size_t)nargs * (sizeof(char *) + sizeof(size_t)) + total + 1);
+    if (block == NULL) {
+        return ERR_NOMEM;
+    }
+    cmd->args = (const char **)(void *)block;
+    cmd->lens = (size_t *)(void *)(block + (size_t)nargs * sizeof(char *));
+    char *bytes = block + (size_t)nargs * (sizeof(char *) + sizeof(size_t));
+    for (int i = 0; i < nargs; i++) {
+        memcpy(bytes, args[i], lens[i]);
+        cmd->args[i] = bytes;
+        cmd->lens[i] = lens[i];
+        bytes += lens[i];
+    }
+    cmd->nargs = nargs;
+    return 0;
+}
+
+int redis_eval(redis_client_t *r, const redis_script_t *s, uint64_t deadline_ms, redis_cb cb, void *arg,
+               redis_cmd_t **out, int nkeys, int nargs, const char **args, const size_t *lens)
+{
+    if (nargs < nkeys || nargs > SCRIPT_ARGS_MAX) {
+        return ERR_INVAL;
+    }
+    redis_cmd_t *cmd;
+    int rc = cmd_new(r, deadline_ms, cb, arg, &cmd);
+    if (rc != 0) {
+        return rc;
+    }
+    cmd->script = s;
+    cmd->nkeys = nkeys;
+    set_name(cmd, "EVALSHA", 7); /* the span covers the EVAL after a NOSCRIPT too */
+    if (keep_args(cmd, nargs, args, lens) != 0) {
+        cmd_free(cmd);
+        return ERR_NOMEM;
+    }
+    if (send_script(cmd) != 0) {
+        cmd_free(cmd);
+        return ERR_UNAVAILABLE;
+    }
+    if (timer_arm(r->timers, &cmd->deadline, cmd->deadline_ms) != 0) {
+        cmd->done = true;
+        return ERR_NOMEM;
+    }
+    if (out != NULL) {
+        *out = cmd;
+    }
+    return 0;
+}
+
+int redis_fire_eval(redis_client_t *r, const redis_script_t *s, int nkeys, int nargs, const char **args,
+                    const size_t *lens)
+{
+    return redis_eval(r, s, UINT64_MAX, NULL, NULL, NULL, nkeys, nargs, args, lens);
 }
 
 void *redis_cmd_arg(const redis_cmd_t *cmd)

@@ -79,6 +79,40 @@ int redis_cmd(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, void *arg, r
 void *redis_cmd_arg(const redis_cmd_t *cmd);
 void redis_cmd_cancel(redis_cmd_t *cmd);
 
+/* Work nobody waits for (cache fills, invalidations, lease releases): the
+   command is sent with the command timeout and its reply dropped. Returns
+   0 when it was sent, else ERR_UNAVAILABLE / ERR_NOMEM (nothing sent);
+   callers that have no fallback may ignore it. */
+int redis_fire(redis_client_t *r, int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * A Lua script, sent by its SHA1 (EVALSHA). Define it with REDIS_SCRIPT and
+ * call redis_script_init() once before workers start; it is read-only after.
+ */
+typedef struct {
+    const char *body;
+    size_t len;
+    char sha[41];
+} redis_script_t;
+#define REDIS_SCRIPT(text)                                                                                   \
+    {                                                                                                        \
+        (text), sizeof(text) - 1, ""                                                                         \
+    }
+void redis_script_init(redis_script_t *s);
+
+/*
+ * Runs a script: EVALSHA, and once EVAL with the body if Redis does not
+ * know it (NOSCRIPT: first use, a restart, SCRIPT FLUSH) - the callback
+ * sees only the final reply. args are the KEYS (the first nkeys) then ARGV;
+ * at most 16; copied. Same contract as redis_cmd (out may be NULL).
+ */
+int redis_eval(redis_client_t *r, const redis_script_t *s, uint64_t deadline_ms, redis_cb cb, void *arg,
+               redis_cmd_t **out, int nkeys, int nargs, const char **args, const size_t *lens)
+    __attribute__((warn_unused_result));
+/* A script nobody waits for (see redis_fire). */
+int redis_fire_eval(redis_client_t *r, const redis_script_t *s, int nkeys, int nargs, const char **args,
+                    const size_t *lens);
+
 /* Whether commands can be sent now (connected and breaker not open). */
 bool redis_client_usable(redis_client_t *r);
 

@@ -22,6 +22,8 @@ void routes_metrics(http_ctx_t *ctx);
 void routes_debug_sleep(http_ctx_t *ctx);
 void routes_debug_block(http_ctx_t *ctx);
 void routes_openapi(http_ctx_t *ctx);
+void routes_docs(http_ctx_t *ctx);
+void routes_docs_file(http_ctx_t *ctx);
 void routes_users_get(http_ctx_t *ctx);
 void routes_users_list(http_ctx_t *ctx);
 void routes_users_create(http_ctx_t *ctx);

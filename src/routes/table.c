@@ -13,6 +13,8 @@ const http_route_t routes_table[] = {
     {HTTP_PATCH, "/v1/users/{id}", routes_users_update, "users:write", API_BODY, 0},
     {HTTP_DELETE, "/v1/users/{id}", routes_users_delete, "users:write", API, 0},
     {HTTP_GET, "/openapi.json", routes_openapi, NULL, 0, 0},
+    {HTTP_GET, "/docs", routes_docs, NULL, 0, 0},
+    {HTTP_GET, "/docs/{file}", routes_docs_file, NULL, 0, 0},
     {HTTP_GET, "/health/live", routes_health_live, NULL, 0, 0},
     {HTTP_GET, "/health/ready", routes_health_ready, NULL, 0, 0},
     {HTTP_GET, "/metrics", routes_metrics, NULL, 0, 0},

@@ -32,7 +32,7 @@ typedef struct {
     int kind; /* what to answer on success */
     /* writes with an Idempotency-Key: the answer, rendered before the write
        so that its record commits with it */
-    idem_write_t *idem;
+    idem_record_t *idem;
     buf_t rendered;
     char etag[24];
     char location[16 + UUID_STR_LEN];
@@ -261,11 +261,21 @@ static void respond_service_error(http_ctx_t *ctx, int err)
     case ERR_CONFLICT:
         http_respond_error(ctx, 409, "conflict", "a user with this email already exists");
         return;
+    case ERR_REPLAY:
+        /* the key already has an answer: that one is this request's */
+        mw_idempotency_replay(ctx);
+        return;
     case ERR_RETRY:
-        if (mw_idempotency_write(ctx) != NULL) {
-            /* the same idempotent request won elsewhere: a retry replays it */
-            http_respond_error(ctx, 409, "idempotency-key-in-flight",
-                               "a request with this Idempotency-Key is being processed; retry later");
+        if (mw_idempotency_record(ctx) != NULL) {
+            /* a duplicate of this request holds the key: not an answer */
+            p = (http_problem_t){
+                .status = 409,
+                .slug = "idempotency-key-in-flight",
+                .title = "Conflict",
+                .detail = STR("a request with this Idempotency-Key is being processed; retry later"),
+                .retry_after_s = 1,
+                .retryable = true};
+            http_respond_problem(ctx, &p);
             return;
         }
         http_problem_from_err(err, STR_NULL, &p);
@@ -489,7 +499,7 @@ void routes_users_create(http_ctx_t *ctx)
     }
     user_t u;
     users_prepare_create(&in, &u);
-    r->idem = mw_idempotency_write(ctx);
+    r->idem = mw_idempotency_record(ctx);
     render_answer(r, 201, &u);
     /* the service copies the inputs, so the JSON can go right after */
     submit(ctx, r, users_create(&r->call, ctx->w->users, &u, r->idem, ctx->deadline_ms));
@@ -523,7 +533,7 @@ void routes_users_update(http_ctx_t *ctx)
         http_respond_err(ctx, ERR_NOMEM);
         return;
     }
-    r->idem = mw_idempotency_write(ctx);
+    r->idem = mw_idempotency_record(ctx);
     r->call.idem = r->idem;
     r->call.prepare = on_prepare_update;
     submit(ctx, r, users_update(&r->call, ctx->w->users, &id, &in, &pre, ctx->deadline_ms));

@@ -1,4 +1,5 @@
-/* users: statements, the cache, coalescing, optimistic updates, validation. */
+/* users: statements, the cache, coalescing and the writes (the rules are
+   users_rules.c, the cache entry codec users_cache.c). */
 #include "services/users.h"
 
 #include <inttypes.h>
@@ -19,9 +20,7 @@
 #define CACHE_KEY_LEN   (sizeof(CACHE_PREFIX) - 1 + UUID_STR_LEN)
 #define FETCH_BUCKETS   256
 #define RETRY_QUEUE     1024
-#define UPDATE_TRIES    3
 #define NEGATIVE_TTL_MS 1000
-#define LOCK_TIMEOUT_MS 250
 
 const db_stmt_t users_statements[] = {
     {"users_get", "SELECT " COLS " FROM users WHERE id = $1"},
@@ -31,19 +30,28 @@ const db_stmt_t users_statements[] = {
        idempotency record) is known before the insert commits */
     {"users_insert", "INSERT INTO users (id, email, name, version, created_at, updated_at) "
                      "VALUES ($1, $2, $3, 1, " US("$4") ", " US("$4") ")"},
-    /* optimistic update: only from the version that was read */
-    {"users_update", "UPDATE users SET email = $2, name = $3, version = $4, updated_at = " US(
-                         "$5") " "
-                               "WHERE id = $1 AND version = $6"},
+    /* A PATCH without a key: one statement, serialized by the row lock; a
+       NULL field is left alone, and updated_at never goes backwards. */
+    {"users_update",
+     "UPDATE users SET email = coalesce($2, email), name = coalesce($3, name), "
+     "version = version + 1, updated_at = greatest(" US(
+         "$4") ", updated_at + interval '1 "
+               "microsecond') WHERE id = $1 AND ($5::int8[] IS NULL OR version = ANY($5::int8[])) "
+               "RETURNING " COLS},
+    /* A PATCH with a key stores its answer with the write, so the new row
+       is computed (and rendered) first: optimistic, only from the version
+       read; the record goes in after the row, so a lost race writes neither. */
     {"users_update_idem",
      "WITH u AS (UPDATE users SET email = $2, name = $3, version = $4, updated_at = " US(
          "$5") " "
-               "WHERE id = $1 AND version = $6 RETURNING 1) "
+               "WHERE id = $1 AND "
+               "version = $6 "
+               "RETURNING 1) "
                "INSERT INTO idempotency_keys (principal, key, fingerprint, status, body, etag, location) "
                "SELECT $7, $8, decode($9, 'hex'), $10::int2, $11, NULLIF($12, ''), NULLIF($13, '') FROM u"},
     {"users_delete", "DELETE FROM users WHERE id = $1 AND ($2::int8[] IS NULL OR version = ANY($2::int8[])) "
                      "RETURNING id"},
-    /* second statement of a conditional delete: tells 404 from 412 */
+    /* second statement of a conditional write: tells 404 from 412 */
     {"users_exists", "SELECT id FROM users WHERE id = $1"},
 };
 const size_t users_statements_count = sizeof(users_statements) / sizeof(users_statements[0]);
@@ -65,14 +73,14 @@ static int submit(db_pool_t *db, const db_query_t *qs, size_t n, uint64_t deadli
  * ("T") or an entry at the same or a newer version wins, so a slow reader
  * can never put back data older than what a write already put there.
  */
-static const char fill_script[] = "local cur = redis.call('GET', KEYS[1])\n"
-                                  "if cur == 'T' then return 0 end\n"
-                                  "if cur then\n"
-                                  "  local v = tonumber(string.match(cur, '^(%d+)'))\n"
-                                  "  if v and v >= tonumber(ARGV[1]) then return 0 end\n"
-                                  "end\n"
-                                  "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
-                                  "return 1\n";
+static redis_script_t fill_script = REDIS_SCRIPT("local cur = redis.call('GET', KEYS[1])\n"
+                                                 "if cur == 'T' then return 0 end\n"
+                                                 "if cur then\n"
+                                                 "  local v = tonumber(string.match(cur, '^(%d+)'))\n"
+                                                 "  if v and v >= tonumber(ARGV[1]) then return 0 end\n"
+                                                 "end\n"
+                                                 "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
+                                                 "return 1\n");
 
 enum { K_GET, K_LIST, K_CREATE, K_UPDATE, K_DELETE };
 
@@ -105,6 +113,11 @@ users_svc_t *users_svc_new(db_pool_t *db, redis_client_t *redis, const users_svc
     return s;
 }
 
+void users_init(void)
+{
+    redis_script_init(&fill_script);
+}
+
 void users_svc_free(users_svc_t *svc)
 {
     free(svc);
@@ -128,46 +141,6 @@ static int decode_user(const PGresult *r, int row, user_t *u)
     return 0;
 }
 
-size_t users_cache_encode(const user_t *u, char *out, size_t outlen)
-{
-    int n = snprintf(out, outlen, "%" PRId64 " %" PRId64 " %" PRId64 " %zu ", u->version, u->created_us,
-                     u->updated_us, u->email.len);
-    if (n < 0 || (size_t)n + u->email.len + u->name.len > outlen) {
-        return 0;
-    }
-    memcpy(out + n, u->email.ptr, u->email.len);
-    memcpy(out + n + u->email.len, u->name.ptr, u->name.len);
-    return (size_t)n + u->email.len + u->name.len;
-}
-
-/* Reads a decimal integer and the space after it. */
-static int read_num(str_t *s, int64_t *out)
-{
-    size_t i = 0;
-    while (i < s->len && s->ptr[i] != ' ') {
-        i++;
-    }
-    if (i == s->len || str_to_i64(str_make(s->ptr, i), 0, INT64_MAX, out) != 0) {
-        return ERR_INVAL;
-    }
-    *s = str_make(s->ptr + i + 1, s->len - i - 1);
-    return 0;
-}
-
-int users_cache_decode(str_t s, const uuid_bytes_t *id, user_t *out)
-{
-    int64_t email_len;
-    out->id = *id;
-    if (read_num(&s, &out->version) != 0 || out->version < 1 || read_num(&s, &out->created_us) != 0 ||
-        read_num(&s, &out->updated_us) != 0 || read_num(&s, &email_len) != 0 || (size_t)email_len >= s.len ||
-        email_len > USERS_EMAIL_MAX) {
-        return ERR_INVAL;
-    }
-    out->email = str_make(s.ptr, (size_t)email_len);
-    out->name = str_make(s.ptr + email_len, s.len - (size_t)email_len);
-    return 0;
-}
-
 static void cache_key(const uuid_bytes_t *id, char *out)
 {
     memcpy(out, CACHE_PREFIX, sizeof(CACHE_PREFIX) - 1);
@@ -177,17 +150,16 @@ static void cache_key(const uuid_bytes_t *id, char *out)
 static int map_sql_error(PGresult *const *res, size_t n)
 {
     const char *ss = db_error_sqlstate(res, n);
+    if (idem_conflict(res, n)) {
+        return ERR_REPLAY; /* the key already has an answer */
+    }
     if (strcmp(ss, "23505") == 0) {
-        for (size_t i = 0; i < n; i++) {
-            const char *c = PQresultErrorField(res[i], PG_DIAG_CONSTRAINT_NAME);
-            if (c != NULL && strcmp(c, "idempotency_keys_pkey") == 0) {
-                return ERR_RETRY; /* the same idempotent request won elsewhere */
-            }
-        }
         return ERR_CONFLICT; /* the email is taken */
     }
     if (strcmp(ss, "55P03") == 0 || strcmp(ss, "40001") == 0 || strcmp(ss, "40P01") == 0) {
-        return ERR_RETRY; /* lock timeout, serialization failure, deadlock */
+        /* lock timeout (a duplicate without a lease holds the key),
+           serialization failure, deadlock: nothing was written */
+        return ERR_RETRY;
     }
     if (strncmp(ss, "57", 2) == 0) {
         return ERR_TIMEOUT; /* statement_timeout or cancel */
@@ -208,39 +180,35 @@ static void finish(users_call_t *c, int err, const user_t *users, size_t n, bool
     c->cb(c, err, users, n, has_more);
 }
 
-/* ---- Redis writes that nobody waits for ---- */
+/* ---- Redis ---- */
 
-typedef struct {
-    redis_cmd_t *cmd;
-} fire_t;
-
-static void on_fired(redis_cmd_t *cmd, int err, redisReply *reply)
-{
-    (void)err;
-    (void)reply;
-    free(redis_cmd_arg(cmd));
-}
-
+/* Commands the write path waits for (it answers only once the cache has
+   been told); everything else is fire and forget (redis_fire). */
 static int send_cache_cmd(users_svc_t *svc, int argc, const char **argv, const size_t *lens, redis_cb cb,
                           void *arg, redis_cmd_t **out)
 {
     if (svc->redis == NULL || !redis_client_usable(svc->redis)) {
         return ERR_UNAVAILABLE;
     }
+    if (cb == NULL) {
+        return redis_fire(svc->redis, argc, argv, lens);
+    }
     return redis_cmd(svc->redis, clock_mono_ms() + 1000, cb, arg, out, argc, argv, lens);
 }
 
-static int fire(users_svc_t *svc, int argc, const char **argv, const size_t *lens)
+/* Fills KEYS[1] with ARGV = version, value, ttl_ms (see fill_script). */
+static int send_fill(users_svc_t *svc, const char *key, const char *version, const char *value, size_t vlen,
+                     const char *ttl, redis_cb cb, void *arg, redis_cmd_t **out)
 {
-    fire_t *f = malloc(sizeof(*f));
-    if (f == NULL) {
-        return ERR_NOMEM;
+    if (svc->redis == NULL || !redis_client_usable(svc->redis)) {
+        return ERR_UNAVAILABLE;
     }
-    int rc = send_cache_cmd(svc, argc, argv, lens, on_fired, f, &f->cmd);
-    if (rc != 0) {
-        free(f);
+    const char *args[] = {key, version, value, ttl};
+    size_t lens[] = {CACHE_KEY_LEN, strlen(version), vlen, strlen(ttl)};
+    if (cb == NULL) {
+        return redis_fire_eval(svc->redis, &fill_script, 1, 4, args, lens);
     }
-    return rc;
+    return redis_eval(svc->redis, &fill_script, clock_mono_ms() + 1000, cb, arg, out, 1, 4, args, lens);
 }
 
 static int send_tombstone(users_svc_t *svc, const uuid_bytes_t *id, redis_cb cb, void *arg, redis_cmd_t **out)
@@ -251,9 +219,6 @@ static int send_tombstone(users_svc_t *svc, const uuid_bytes_t *id, redis_cb cb,
     snprintf(ttl, sizeof(ttl), "%" PRId64, svc->opts.tombstone_ms);
     const char *argv[] = {"SET", key, "T", "PX", ttl};
     size_t lens[] = {3, CACHE_KEY_LEN, 1, 2, strlen(ttl)};
-    if (cb == NULL) {
-        return fire(svc, 5, argv, lens);
-    }
     return send_cache_cmd(svc, 5, argv, lens, cb, arg, out);
 }
 
@@ -305,9 +270,7 @@ static void fill_cache(users_svc_t *svc, const uuid_bytes_t *id, const user_t *u
     }
     cache_key(id, key);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms > 0 ? ttl_ms : 1);
-    const char *argv[] = {"EVAL", fill_script, "1", key, version, value, ttl};
-    size_t lens[] = {4, sizeof(fill_script) - 1, 1, CACHE_KEY_LEN, strlen(version), vlen, strlen(ttl)};
-    (void)fire(svc, 7, argv, lens);
+    (void)send_fill(svc, key, version, value, vlen, ttl, NULL, NULL, NULL);
 }
 
 /* ---- one user: cache, then a coalesced query ---- */
@@ -546,9 +509,8 @@ static void write_through(users_call_t *c)
         cache_key(&c->id, key);
         snprintf(version, sizeof(version), "%" PRId64, c->next.version);
         snprintf(ttl, sizeof(ttl), "%" PRId64, svc->opts.cache_ttl_ms);
-        const char *argv[] = {"EVAL", fill_script, "1", key, version, value, ttl};
-        size_t lens[] = {4, sizeof(fill_script) - 1, 1, CACHE_KEY_LEN, strlen(version), vlen, strlen(ttl)};
-        rc = vlen == 0 ? ERR_INVAL : send_cache_cmd(svc, 7, argv, lens, on_cache_written, c, &c->rcmd);
+        rc = vlen == 0 ? ERR_INVAL
+                       : send_fill(svc, key, version, value, vlen, ttl, on_cache_written, c, &c->rcmd);
     }
     if (rc != 0) {
         queue_invalidation(svc, &c->id);
@@ -584,7 +546,7 @@ static void on_created(db_op_t *op, int err, PGresult *const *res, size_t n)
     finish(c, 0, &c->next, 1, false);
 }
 
-int users_create(users_call_t *c, users_svc_t *svc, const user_t *u, const idem_write_t *idem,
+int users_create(users_call_t *c, users_svc_t *svc, const user_t *u, const idem_record_t *idem,
                  uint64_t deadline_ms)
 {
     c->svc = svc;
@@ -602,14 +564,78 @@ int users_create(users_call_t *c, users_svc_t *svc, const user_t *u, const idem_
         db_query_t q = {STMT(S_INSERT), 4, v, len};
         return submit(svc->db, &q, 1, deadline_ms, true, 0, on_created, c, &c->op);
     }
-    /* the user and its idempotency record commit together, or neither */
+    /* The record first (db/idem.h): a key that already has an answer fails
+       the batch on the key, before a taken email could fail it otherwise. */
     idem_params_t ip;
     idem_params(idem, &ip);
-    db_query_t q[] = {{STMT(S_INSERT), 4, v, len},
-                      {&idem_statements[IDEM_STMT_INSERT], 7, ip.values, ip.lengths}};
-    /* without a lease a concurrent duplicate may hold the key: bound the wait */
-    return submit(svc->db, q, 2, deadline_ms, true, idem->unleased ? LOCK_TIMEOUT_MS : 0, on_created, c,
-                  &c->op);
+    db_query_t q[IDEM_WRITE_STATEMENTS + 1];
+    idem_write_queries(&ip, q);
+    q[IDEM_WRITE_STATEMENTS] = (db_query_t){STMT(S_INSERT), 4, v, len};
+    return submit(svc->db, q, IDEM_WRITE_STATEMENTS + 1, deadline_ms, true,
+                  idem->unleased ? IDEM_LOCK_TIMEOUT_MS : 0, on_created, c, &c->op);
+}
+
+/* ---- updates ---- */
+
+static void on_updated(db_op_t *op, int err, PGresult *const *res, size_t n)
+{
+    users_call_t *c = db_op_arg(op);
+    c->op = NULL;
+    if (err != 0) {
+        finish(c, err == ERR_IO ? map_sql_error(res, n) : err, NULL, 0, false);
+        return;
+    }
+    if (PQntuples(res[0]) == 0) {
+        finish(c, PQntuples(res[1]) > 0 ? ERR_PRECONDITION : ERR_NOTFOUND, NULL, 0, false);
+        return;
+    }
+    user_t u;
+    if (decode_user(res[0], 0, &u) != 0) {
+        finish(c, ERR_IO, NULL, 0, false);
+        return;
+    }
+    c->next = u;
+    c->next.email = keep(u.email, c->cur_email, sizeof(c->cur_email));
+    c->next.name = keep(u.name, c->cur_name, sizeof(c->cur_name));
+    write_through(c);
+}
+
+/* "{1,2,3}" for an int8[] parameter, or NULL for "no condition". */
+static const char *format_versions(const users_precondition_t *pre, char *out, size_t outlen)
+{
+    if (pre == NULL || !pre->present || pre->any) {
+        return NULL;
+    }
+    size_t len = 0;
+    out[len++] = '{';
+    for (size_t i = 0; i < pre->n; i++) {
+        int w = snprintf(out + len, outlen - len - 1, "%s%" PRId64, i ? "," : "", pre->versions[i]);
+        if (w < 0 || (size_t)w >= outlen - len - 1) {
+            break;
+        }
+        len += (size_t)w;
+    }
+    out[len++] = '}';
+    out[len] = '\0';
+    return out;
+}
+
+/* Without a key: one batch, the new row computed by PostgreSQL under the
+   row lock, so concurrent updates serialize and each one applies. */
+static int update_in_place(users_call_t *c)
+{
+    char ids[UUID_STR_LEN + 1], ts[24], vers[USERS_IF_MATCH_MAX * 21 + 3];
+    uuid_format(&c->id, ids);
+    ids[UUID_STR_LEN] = '\0';
+    snprintf(ts, sizeof(ts), "%" PRId64, clock_wall_us());
+    const char *v[] = {ids, c->in.email.ptr, c->in.name.ptr, ts,
+                       format_versions(&c->pre, vers, sizeof(vers))};
+    int len[] = {UUID_STR_LEN, (int)c->in.email.len, (int)c->in.name.len, (int)strlen(ts),
+                 v[4] ? (int)strlen(v[4]) : 0};
+    const char *ev[] = {ids};
+    int elen[] = {UUID_STR_LEN};
+    db_query_t q[] = {{STMT(S_UPDATE), 5, v, len}, {STMT(S_EXISTS), 1, ev, elen}};
+    return submit(c->svc->db, q, 2, c->deadline_ms, true, 0, on_updated, c, &c->op);
 }
 
 static int start_update_read(users_call_t *c);
@@ -622,17 +648,15 @@ static void on_update_written(db_op_t *op, int err, PGresult *const *res, size_t
         finish(c, err == ERR_IO ? map_sql_error(res, n) : err, NULL, 0, false);
         return;
     }
-    const char *rows = PQcmdTuples(res[n - 1]);
-    if (strcmp(rows, "1") != 0) {
-        /* someone else's update got in between our read and our write */
-        if (++c->attempts < UPDATE_TRIES) {
-            int rc = start_update_read(c);
-            if (rc != 0) {
-                finish(c, rc, NULL, 0, false);
-            }
-            return;
+    if (strcmp(PQcmdTuples(res[n - 1]), "1") != 0) {
+        /* Another update got in between our read and our write: read
+           again. Each round one writer wins, so every one gets through;
+           the deadline bounds the whole. */
+        c->attempts++;
+        int rc = start_update_read(c);
+        if (rc != 0) {
+            finish(c, rc, NULL, 0, false);
         }
-        finish(c, ERR_RETRY, NULL, 0, false);
         return;
     }
     write_through(c);
@@ -679,7 +703,7 @@ static void on_update_read(db_op_t *op, int err, PGresult *const *res, size_t n)
     c->next.version = cur.version + 1;
     int64_t now = clock_wall_us();
     c->next.updated_us = now > cur.updated_us ? now : cur.updated_us + 1; /* never backwards */
-    if (c->prepare != NULL && c->idem != NULL) {
+    if (c->prepare != NULL) {
         c->prepare(c, &c->next);
     }
 
@@ -690,21 +714,18 @@ static void on_update_read(db_op_t *op, int err, PGresult *const *res, size_t n)
     int on = snprintf(old, sizeof(old), "%" PRId64, cur.version);
     const char *v[13] = {ids, c->next.email.ptr, c->next.name.ptr, ver, ts, old};
     int len[13] = {UUID_STR_LEN, (int)c->next.email.len, (int)c->next.name.len, vn, tn, on};
-    int rc;
-    if (c->idem == NULL) {
-        db_query_t q = {STMT(S_UPDATE), 6, v, len};
-        rc = submit(c->svc->db, &q, 1, c->deadline_ms, true, 0, on_update_written, c, &c->op);
-    } else {
-        idem_params_t ip;
-        idem_params(c->idem, &ip);
-        for (int i = 0; i < 7; i++) {
-            v[6 + i] = ip.values[i];
-            len[6 + i] = ip.lengths[i];
-        }
-        db_query_t q = {STMT(S_UPDATE_IDEM), 13, v, len};
-        rc = submit(c->svc->db, &q, 1, c->deadline_ms, true, c->idem->unleased ? LOCK_TIMEOUT_MS : 0,
-                    on_update_written, c, &c->op);
+    idem_params_t ip;
+    idem_params(c->idem, &ip);
+    for (int i = 0; i < 7; i++) {
+        v[6 + i] = ip.values[i];
+        len[6 + i] = ip.lengths[i];
     }
+    /* [the key's expired record deleted] [the row, then its record] */
+    db_query_t q[IDEM_WRITE_STATEMENTS];
+    idem_write_queries(&ip, q);
+    q[1] = (db_query_t){STMT(S_UPDATE_IDEM), 13, v, len};
+    int rc = submit(c->svc->db, q, 2, c->deadline_ms, true, c->idem->unleased ? IDEM_LOCK_TIMEOUT_MS : 0,
+                    on_update_written, c, &c->op);
     if (rc != 0) {
         finish(c, rc, NULL, 0, false);
     }
@@ -731,7 +752,7 @@ int users_update(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *id, cons
     c->deadline_ms = deadline_ms;
     c->in.email = keep(in->email, c->email_buf, sizeof(c->email_buf));
     c->in.name = keep(in->name, c->name_buf, sizeof(c->name_buf));
-    return start_update_read(c);
+    return c->idem != NULL ? start_update_read(c) : update_in_place(c);
 }
 
 static void on_deleted(db_op_t *op, int err, PGresult *const *res, size_t n)
@@ -747,26 +768,6 @@ static void on_deleted(db_op_t *op, int err, PGresult *const *res, size_t n)
         return;
     }
     finish(c, PQntuples(res[1]) > 0 ? ERR_PRECONDITION : ERR_NOTFOUND, NULL, 0, false);
-}
-
-/* "{1,2,3}" for an int8[] parameter, or NULL for "no condition". */
-static const char *format_versions(const users_precondition_t *pre, char *out, size_t outlen)
-{
-    if (pre == NULL || !pre->present || pre->any) {
-        return NULL;
-    }
-    size_t len = 0;
-    out[len++] = '{';
-    for (size_t i = 0; i < pre->n; i++) {
-        int w = snprintf(out + len, outlen - len - 1, "%s%" PRId64, i ? "," : "", pre->versions[i]);
-        if (w < 0 || (size_t)w >= outlen - len - 1) {
-            break;
-        }
-        len += (size_t)w;
-    }
-    out[len++] = '}';
-    out[len] = '\0';
-    return out;
 }
 
 int users_delete(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *id, const users_precondition_t *pre,
@@ -806,90 +807,4 @@ void users_call_cancel(users_call_t *c)
     if (c->fetch != NULL) {
         waiter_unlink(c);
     }
-}
-
-/* ---- validation ---- */
-
-static bool is_atext(char ch)
-{
-    /* RFC 5322 section 3.2.3 atext */
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != '\0' && strchr("!#$%&'*+/=?^_`{|}~-", ch) != NULL);
-}
-
-const char *users_check_email(str_t email, char *out, size_t *outlen)
-{
-    if (email.len < 3 || email.len > USERS_EMAIL_MAX) {
-        return "must be an email address of 3 to 254 characters";
-    }
-    const char *at = memchr(email.ptr, '@', email.len);
-    if (at == NULL || memchr(at + 1, '@', email.len - (size_t)(at - email.ptr) - 1) != NULL) {
-        return "must contain exactly one @";
-    }
-    size_t local_len = (size_t)(at - email.ptr);
-    size_t domain_len = email.len - local_len - 1;
-    if (local_len == 0 || local_len > 64) {
-        return "the part before @ must be 1 to 64 characters";
-    }
-    if (domain_len == 0) {
-        return "the domain after @ is missing";
-    }
-    /* local part: a dot-atom (no quoted strings, no leading, trailing or double dots) */
-    for (size_t i = 0; i < local_len; i++) {
-        char ch = email.ptr[i];
-        if (ch == '.') {
-            if (i == 0 || i + 1 == local_len || email.ptr[i + 1] == '.') {
-                return "the part before @ has a misplaced dot";
-            }
-        } else if (!is_atext(ch)) {
-            return "the part before @ has a character an address cannot contain";
-        }
-    }
-    /* domain: dot-separated labels of letters, digits and inner hyphens */
-    const char *d = at + 1;
-    size_t label = 0, labels = 0;
-    for (size_t i = 0; i <= domain_len; i++) {
-        char ch = i < domain_len ? d[i] : '.';
-        if (ch == '.') {
-            if (label == 0 || label > 63) {
-                return "the domain has an empty or over-long label";
-            }
-            if (d[i - 1] == '-' || d[i - label] == '-') {
-                return "a domain label cannot start or end with a hyphen";
-            }
-            labels++;
-            label = 0;
-            continue;
-        }
-        bool ok =
-            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-';
-        if (!ok) {
-            return "the domain has a character a host name cannot contain";
-        }
-        label++;
-    }
-    if (labels < 2) {
-        return "the domain must have at least two labels (example.com)";
-    }
-    for (size_t i = 0; i < email.len; i++) {
-        char ch = email.ptr[i];
-        out[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-    }
-    *outlen = email.len;
-    return NULL;
-}
-
-const char *users_check_name(str_t name)
-{
-    if (memchr(name.ptr, '\0', name.len) != NULL) {
-        return "must not contain NUL characters";
-    }
-    size_t cps = 0;
-    for (size_t i = 0; i < name.len; i++) {
-        cps += ((unsigned char)name.ptr[i] & 0xC0) != 0x80; /* count lead bytes */
-    }
-    if (cps < 1 || cps > USERS_NAME_MAX_CODEPOINTS) {
-        return "must be 1 to 100 characters";
-    }
-    return NULL;
 }

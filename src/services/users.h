@@ -13,10 +13,13 @@
  * told, the id is queued and retried when Redis is back.
  *
  * Writes are one batch each (db/pool.h): creating stores the user (and the
- * idempotency record, when given) atomically. Updating is optimistic: read
- * the row, compute the new one, write it only if the version is unchanged
- * (else re-read, a few times), so the answer - and the idempotency record
- * stored with the write - is known before the write commits.
+ * idempotency record, when given) atomically, the record first (db/idem.h).
+ * Updating without a record is one statement: PostgreSQL computes the new
+ * row under the row lock, so concurrent updates serialize and all apply.
+ * Updating with a record is optimistic, because the answer stored with the
+ * write must be known before it commits: read the row, compute the new
+ * one, write it only if the version is unchanged, else read again - until
+ * it succeeds or the deadline passes.
  *
  * The caller owns the users_call_t and keeps it alive until the callback
  * runs or users_call_cancel() returns; the callback runs at most once, never
@@ -32,7 +35,7 @@
 #include "base/str.h"
 #include "base/uuid.h"
 #include "db/pool.h"
-#include "middleware/idempotency.h"
+#include "db/idem.h"
 #include "redis/client.h"
 
 #define USERS_NAME_MAX_CODEPOINTS 100
@@ -82,8 +85,10 @@ typedef struct {
 struct users_call;
 /*
  * err: 0, ERR_NOTFOUND, ERR_CONFLICT (email taken), ERR_PRECONDITION
- * (If-Match failed), ERR_RETRY (a concurrent duplicate won), ERR_UNAVAILABLE,
- * ERR_TIMEOUT, ERR_IO. Lists: n rows and has_more.
+ * (If-Match failed), ERR_REPLAY (the idempotency key already has an
+ * answer: nothing was written), ERR_RETRY (nothing was written because of a
+ * concurrent request - a duplicate holding the key, a deadlock; a retry may
+ * succeed), ERR_UNAVAILABLE, ERR_TIMEOUT, ERR_IO. Lists: n rows and has_more.
  */
 typedef void (*users_cb)(struct users_call *call, int err, const user_t *users, size_t n, bool has_more);
 
@@ -93,7 +98,7 @@ typedef struct users_call {
     /* Updates only: called once the new row is known, before it is written,
        to fill *idem's status/body/etag/location. NULL: no record. */
     void (*prepare)(struct users_call *call, const user_t *next);
-    idem_write_t *idem;
+    idem_record_t *idem;
     /* internal */
     users_svc_t *svc;
     db_op_t *op;
@@ -118,6 +123,8 @@ typedef struct users_call {
 extern const db_stmt_t users_statements[];
 extern const size_t users_statements_count;
 
+/* Call once before workers start. */
+void users_init(void);
 users_svc_t *users_svc_new(db_pool_t *db, redis_client_t *redis, const users_svc_opts_t *opts);
 /* After the pool and the Redis client are freed (their last callbacks may
    still reach the service). */
@@ -132,7 +139,7 @@ int users_list(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *after, int
 /* Fills a new user (id, timestamps, version 1) from in; views point into in. */
 void users_prepare_create(const user_input_t *in, user_t *out);
 /* Inserts u (from users_prepare_create), and idem's record in the same batch. */
-int users_create(users_call_t *c, users_svc_t *svc, const user_t *u, const idem_write_t *idem,
+int users_create(users_call_t *c, users_svc_t *svc, const user_t *u, const idem_record_t *idem,
                  uint64_t deadline_ms) __attribute__((warn_unused_result));
 int users_update(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *id, const user_input_t *in,
                  const users_precondition_t *pre, uint64_t deadline_ms) __attribute__((warn_unused_result));

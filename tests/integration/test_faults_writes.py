@@ -123,3 +123,5 @@ def test_kill_9_during_keyed_writes_loses_and_doubles_nothing(server):
                 assert r.json() == acked[key], (r.json(), acked[key])
     counts = _counts([email for _, email in sent])
     assert all(counts.get(e) == 1 for _, e in sent), [e for _, e in sent if counts.get(e) != 1][:3]
+    print(f"kill -9: {len(acked)} writes acknowledged, all found once; {len(sent)} requests retried, "
+          f"each replayed or written once; doubled: 0")

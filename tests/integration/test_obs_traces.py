@@ -88,7 +88,7 @@ def test_request_and_dependency_spans(server, collector):
     assert res["service.name"] == "users-under-test"
     line = access_line(srv, "trace-get-1")
     assert line["trace_id"] == TRACE and line["span_id"] == get["spanId"]
-    assert line["client_address"] == "127.0.0.1"
+    assert line["remote"] == "127.0.0.1"
     # secrets and queries never leave: not in spans, not in the logs
     everything = repr(collector.bodies()) + srv.stdout_text()
     assert "secret-query" not in everything
