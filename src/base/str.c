@@ -72,3 +72,20 @@ bool str_eq_ct(const void *a, const void *b, size_t len)
     }
     return acc == 0;
 }
+
+size_t str_fmt_i64(int64_t v, char *out)
+{
+    char tmp[STR_I64_MAX];
+    size_t i = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    size_t n = 0;
+    if (v < 0) {
+        out[n++] = '-';
+    }
+    memcpy(out + n, tmp + i, sizeof(tmp) - i);
+    return n + sizeof(tmp) - i;
+}

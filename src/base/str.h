@@ -49,6 +49,11 @@ static inline bool str_starts_with(str_t s, str_t prefix)
  */
 int str_to_i64(str_t s, int64_t min, int64_t max, int64_t *out) __attribute__((warn_unused_result));
 
+/* Writes v in decimal to out (at least STR_I64_MAX bytes, no NUL) and
+   returns the length: the hot path's printf-free integer formatting. */
+#define STR_I64_MAX 20
+size_t str_fmt_i64(int64_t v, char *out);
+
 /* Constant-time comparison for secrets (MACs): time depends on length only. */
 bool str_eq_ct(const void *a, const void *b, size_t len);
 

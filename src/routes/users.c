@@ -44,7 +44,11 @@ enum { ANSWER_GET, ANSWER_CREATED, ANSWER_UPDATED, ANSWER_DELETED, ANSWER_LIST }
 
 static size_t format_etag(int64_t version, char *out)
 {
-    return (size_t)snprintf(out, ETAG_MAX, "\"%lld\"", (long long)version);
+    out[0] = '"';
+    size_t n = 1 + str_fmt_i64(version, out + 1);
+    out[n++] = '"';
+    out[n] = '\0';
+    return n;
 }
 
 static void render_user(jw_t *j, const user_t *u)
