@@ -9,6 +9,7 @@
 #include "base/err.h"
 #include "db/row.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "base/banned.h"
 
 #define RECORD_COLS  "principal, key, fingerprint, status, body, etag, location"
@@ -43,7 +44,6 @@ _Static_assert(IDEM_PURGE_BATCH == 1000, "the purge statement's LIMIT");
 
 static char ttl_text[24];
 static size_t ttl_len;
-static _Atomic uint64_t purged_total;
 
 void idem_init(int64_t ttl_s)
 {
@@ -208,7 +208,7 @@ static void on_purged(db_op_t *op, int err, PGresult *const *res, size_t n)
     long rows = 0;
     if (err == 0) {
         rows = strtol(PQcmdTuples(res[0]), NULL, 10);
-        atomic_fetch_add(&purged_total, (uint64_t)rows);
+        metrics_add(M_IDEM_PURGED, (uint64_t)rows);
         if (rows > 0) {
             log_info("idempotency: purged %ld expired keys", rows);
         }
@@ -252,9 +252,4 @@ void idem_purger_stop(idem_purger_t *p)
         db_op_cancel(p->op);
     }
     free(p);
-}
-
-uint64_t idem_purged_total(void)
-{
-    return atomic_load(&purged_total);
 }

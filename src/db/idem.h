@@ -105,7 +105,5 @@ extern const size_t idem_statements_count;
 typedef struct idem_purger idem_purger_t;
 idem_purger_t *idem_purger_start(db_pool_t *db, timer_heap_t *timers, uint64_t interval_ms);
 void idem_purger_stop(idem_purger_t *p);
-/* Rows purged so far (this process). */
-uint64_t idem_purged_total(void);
 
 #endif

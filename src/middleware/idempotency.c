@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "redis/client.h"
 #include "base/banned.h"
 
@@ -97,6 +98,7 @@ static void job_cancel(http_pending_t *p)
 
 static void replay(http_ctx_t *ctx, const idem_record_t *r)
 {
+    metrics_inc(M_IDEM_REPLAYS);
     http_header_add(ctx, STR("idempotent-replayed"), STR("true"));
     if (r->etag.len > 0) {
         http_header_add(ctx, STR("etag"), r->etag);
@@ -121,6 +123,7 @@ static void on_record(void *arg, int err, const idem_record_t *r)
     if (err == ERR_NOTFOUND) {
         /* No answer stored: the request holding the lease is still running
            (or, rarely, the record just expired: then a retry runs as new). */
+        metrics_inc(M_IDEM_IN_FLIGHT);
         http_problem_t p = {
             .status = 409,
             .slug = "idempotency-key-in-flight",
@@ -132,6 +135,7 @@ static void on_record(void *arg, int err, const idem_record_t *r)
     } else if (err != 0) {
         http_respond_err(ctx, err);
     } else if (memcmp(r->fingerprint, st->rec.fingerprint, 32) != 0) {
+        metrics_inc(M_IDEM_CONFLICTS);
         http_respond_error(
             ctx, 422, "idempotency-key-reused",
             "this Idempotency-Key was used with another request (method, path, preconditions or body)");

@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "base/gcra.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "redis/client.h"
 #include "base/banned.h"
 
@@ -98,9 +99,7 @@ typedef struct {
 static slot_t local_slots[LOCAL_SLOTS];
 static int64_t headroom;
 static uint32_t unconfirmed_max; /* U: see above */
-static _Atomic uint64_t limited_total;
-static _Atomic uint64_t local_total;
-static _Atomic bool degraded; /* for logging transitions once */
+static _Atomic bool degraded;    /* for logging transitions once */
 
 void mw_ratelimit_init(const rl_opts_t *o)
 {
@@ -119,16 +118,6 @@ void mw_ratelimit_init(const rl_opts_t *o)
     unconfirmed_max = (uint32_t)(u < UNCONFIRMED_MIN   ? UNCONFIRMED_MIN
                                  : u > UNCONFIRMED_MAX ? UNCONFIRMED_MAX
                                                        : u);
-}
-
-uint64_t mw_ratelimit_limited_total(void)
-{
-    return atomic_load(&limited_total);
-}
-
-uint64_t mw_ratelimit_local_decisions_total(void)
-{
-    return atomic_load(&local_total);
 }
 
 static bool is_api(const http_ctx_t *ctx)
@@ -187,7 +176,6 @@ static mw_result_t apply(http_ctx_t *ctx, const gcra_result_t *r)
     if (r->allowed) {
         return MW_NEXT;
     }
-    atomic_fetch_add_explicit(&limited_total, 1, memory_order_relaxed);
     char detail[96];
     snprintf(detail, sizeof(detail), "over %lld requests per %lld s; retry in %lld s", (long long)opts.limit,
              (long long)opts.window_s, (long long)r->retry_after_s);
@@ -309,7 +297,6 @@ static bool claim_unconfirmed(slot_t *s)
 
 static void local_take(const char *key, size_t n, gcra_result_t *out)
 {
-    atomic_fetch_add_explicit(&local_total, 1, memory_order_relaxed);
     int64_t now = (int64_t)(clock_mono_us() - epoch_us);
     uint64_t tag;
     slot_t *s = slot_find(key, n, &tag, now);
@@ -337,8 +324,10 @@ static mw_result_t fallback(http_ctx_t *ctx, const char *key, size_t n)
     note_degraded(true);
     switch (opts.fail_mode) {
     case RL_FAIL_OPEN:
+        metrics_inc(M_RL_FAIL_OPEN);
         return MW_NEXT;
     case RL_FAIL_CLOSED: {
+        metrics_inc(M_RL_FAIL_CLOSED);
         http_problem_t p = {.status = 503,
                             .slug = "unavailable",
                             .title = "Service unavailable",
@@ -351,6 +340,7 @@ static mw_result_t fallback(http_ctx_t *ctx, const char *key, size_t n)
         break;
     }
     gcra_result_t r;
+    metrics_inc(M_RL_FAIL_LOCAL);
     local_take(key, n, &r);
     return apply(ctx, &r);
 }

@@ -15,7 +15,8 @@
  * When Redis is unusable (down, breaker open, slow past its command timeout)
  * the fail mode decides: "local" (default) meters with an in-process,
  * lock-free GCRA table shared by the workers; "open" lets requests through
- * unmetered; "closed" answers 503. Transitions are logged once and counted.
+ * unmetered; "closed" answers 503. Transitions are logged once; decisions
+ * are counted (api_rate_limit_fail_mode_total).
  */
 #ifndef MIDDLEWARE_RATELIMIT_H
 #define MIDDLEWARE_RATELIMIT_H
@@ -35,9 +36,5 @@ typedef struct {
 /* Call once before workers start. */
 void mw_ratelimit_init(const rl_opts_t *opts);
 mw_result_t mw_ratelimit_run(http_ctx_t *ctx);
-
-/* Counters for the metrics issue (process-wide). */
-uint64_t mw_ratelimit_limited_total(void);
-uint64_t mw_ratelimit_local_decisions_total(void);
 
 #endif

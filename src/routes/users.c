@@ -18,6 +18,7 @@
 #include "http/body.h"
 #include "http/conditional.h"
 #include "http/query.h"
+#include "obs/metrics.h"
 #include "middleware/idempotency.h"
 #include "routes/cursor.h"
 #include "routes/routes.h"
@@ -272,6 +273,7 @@ static void respond_service_error(http_ctx_t *ctx, int err)
     case ERR_RETRY:
         if (mw_idempotency_record(ctx) != NULL) {
             /* a duplicate of this request holds the key: not an answer */
+            metrics_inc(M_IDEM_IN_FLIGHT);
             p = (http_problem_t){
                 .status = 409,
                 .slug = "idempotency-key-in-flight",

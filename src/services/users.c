@@ -11,6 +11,7 @@
 #include "base/err.h"
 #include "base/rand.h"
 #include "db/row.h"
+#include "obs/metrics.h"
 #include "obs/log.h"
 #include "base/banned.h"
 
@@ -99,7 +100,6 @@ struct users_svc {
     users_fetch_t *buckets[FETCH_BUCKETS];
     uuid_bytes_t retry[RETRY_QUEUE]; /* invalidations Redis has not heard of yet */
     size_t nretry;
-    users_stats_t stats;
 };
 
 users_svc_t *users_svc_new(db_pool_t *db, redis_client_t *redis, const users_svc_opts_t *opts)
@@ -121,11 +121,6 @@ void users_init(void)
 void users_svc_free(users_svc_t *svc)
 {
     free(svc);
-}
-
-void users_svc_stats(const users_svc_t *svc, users_stats_t *out)
-{
-    *out = svc->stats;
 }
 
 /* ---- rows and cache entries ---- */
@@ -242,7 +237,6 @@ static void flush_invalidations(users_svc_t *svc)
             return;
         }
         svc->nretry--;
-        svc->stats.invalidations_retried++;
     }
 }
 
@@ -345,7 +339,7 @@ static int fetch_join(users_call_t *c)
     for (users_fetch_t *f = svc->buckets[b]; f != NULL; f = f->next) {
         if (memcmp(f->id.b, c->id.b, 16) == 0) {
             waiter_link(f, c); /* the query is already out: wait for it */
-            svc->stats.coalesced++;
+            metrics_inc(M_CACHE_COALESCED);
             return 0;
         }
     }
@@ -379,18 +373,18 @@ static void on_cache_get(redis_cmd_t *cmd, int err, redisReply *reply)
         str_t v = str_make(reply->str, reply->len);
         user_t u;
         if (str_eq(v, STR("0"))) {
-            c->svc->stats.cache_hits++;
+            metrics_inc(M_CACHE_HITS);
             finish(c, ERR_NOTFOUND, NULL, 0, false);
             return;
         }
         if (users_cache_decode(v, &c->id, &u) == 0) {
-            c->svc->stats.cache_hits++;
+            metrics_inc(M_CACHE_HITS);
             finish(c, 0, &u, 1, false);
             return;
         }
         /* a tombstone ("T") or an unreadable entry: ask PostgreSQL */
     }
-    c->svc->stats.cache_misses++;
+    metrics_inc(M_CACHE_MISSES);
     int rc = fetch_join(c);
     if (rc != 0) {
         finish(c, rc, NULL, 0, false);
@@ -416,7 +410,7 @@ int users_get(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *id, uint64_
         /* Redis refused at once: degrade to PostgreSQL */
     }
     if (svc->redis != NULL) {
-        svc->stats.cache_misses++;
+        metrics_inc(M_CACHE_MISSES);
     }
     return fetch_join(c);
 }

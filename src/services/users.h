@@ -74,14 +74,6 @@ typedef struct {
     int64_t tombstone_ms; /* how long a deleted id blocks stale cache fills */
 } users_svc_opts_t;
 
-/* Counters for the metrics issue. */
-typedef struct {
-    uint64_t cache_hits;
-    uint64_t cache_misses;
-    uint64_t coalesced; /* reads that joined a query already in flight */
-    uint64_t invalidations_retried;
-} users_stats_t;
-
 struct users_call;
 /*
  * err: 0, ERR_NOTFOUND, ERR_CONFLICT (email taken), ERR_PRECONDITION
@@ -129,7 +121,6 @@ users_svc_t *users_svc_new(db_pool_t *db, redis_client_t *redis, const users_svc
 /* After the pool and the Redis client are freed (their last callbacks may
    still reach the service). */
 void users_svc_free(users_svc_t *svc);
-void users_svc_stats(const users_svc_t *svc, users_stats_t *out);
 
 int users_get(users_call_t *c, users_svc_t *svc, const uuid_bytes_t *id, uint64_t deadline_ms)
     __attribute__((warn_unused_result));
