@@ -39,13 +39,23 @@
    response is ours and already well formed. */
 static _Thread_local bool sending_own;
 
+/* A connection this worker accepted (see "Connections" below). */
+typedef struct {
+    h2o_linklist_t link; /* in w->connections */
+    http_worker_t *w;
+    h2o_socket_t *sock;
+    bool h2_streams; /* an HTTP/2 connection with open streams (h2_scan) */
+    bool peer_known;
+    uint8_t peer_len;
+    char peer[INET6_ADDRSTRLEN]; /* the peer's address as text, once known */
+} http_conn_t;
+
 /* ---- access log and metrics ---- */
 
-/* The bare address of the peer. */
-static str_t peer_addr(h2o_req_t *req, char *out, size_t outlen)
+static str_t format_peer(h2o_conn_t *conn, char *out, size_t outlen)
 {
     struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    socklen_t sl = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
     out[0] = '\0';
     if (sl != 0 && ss.ss_family == AF_INET) {
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outlen);
@@ -53,6 +63,26 @@ static str_t peer_addr(h2o_req_t *req, char *out, size_t outlen)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)outlen);
     }
     return str_from_cstr(out);
+}
+
+static http_conn_t *conn_of(h2o_req_t *req);
+
+/* The bare address of the peer: formatted once per connection (every
+   request would otherwise pay for getpeername and inet_ntop). */
+static str_t peer_addr(h2o_req_t *req, char *out, size_t outlen)
+{
+    http_conn_t *c = conn_of(req);
+    if (c == NULL) {
+        return format_peer(req->conn, out, outlen);
+    }
+    if (!c->peer_known) {
+        c->peer_len = (uint8_t)format_peer(req->conn, c->peer, sizeof(c->peer)).len;
+        c->peer_known = true;
+    }
+    size_t n = c->peer_len < outlen ? c->peer_len : outlen - 1;
+    memcpy(out, c->peer, n);
+    out[n] = '\0';
+    return str_make(out, n);
 }
 
 typedef struct {
@@ -145,8 +175,7 @@ void http_header_add(http_ctx_t *ctx, str_t name, str_t value)
 {
     h2o_req_t *req = ctx->req;
     h2o_iovec_t v = h2o_strdup(&req->pool, value.ptr, value.len);
-    h2o_iovec_t n = h2o_strdup(&req->pool, name.ptr, name.len);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name.ptr, name.len, 1, NULL, v.base, v.len);
 }
 
 str_t http_header_get(const http_ctx_t *ctx, str_t name)
@@ -762,13 +791,6 @@ int http_listen(const char *host, int port, int *fd_out, char *err, size_t errle
  * (every open stream has a request, also while it still receives DATA).
  */
 
-typedef struct {
-    h2o_linklist_t link; /* in w->connections */
-    http_worker_t *w;
-    h2o_socket_t *sock;
-    bool h2_streams; /* an HTTP/2 connection with open streams (h2_scan) */
-} http_conn_t;
-
 static void on_accept(h2o_socket_t *listener, const char *err);
 
 /* Accepts again, unless at MAX_CONNECTIONS or backing off after EMFILE.
@@ -790,6 +812,15 @@ static void on_conn_close(void *data)
     free(c);
     w->conns--;
     accept_maybe_resume(w);
+}
+
+/* The registry entry of the connection a request came on (NULL for a
+   connection this worker did not accept, which does not happen today). */
+static http_conn_t *conn_of(h2o_req_t *req)
+{
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    return sock != NULL && sock->on_close.cb == on_conn_close ? sock->on_close.data : NULL;
 }
 
 static void on_accept_resume(struct timer *t)

@@ -182,7 +182,9 @@ void http_worker_deinit(http_worker_t *w);
 
 /* ---- per request (worker thread) ---- */
 
-/* Adds a response header; name and value are copied into the request's pool. */
+/* Adds a response header. The name is not copied: it must outlive the
+   request and be lower case (a literal: STR("etag")); the value is copied
+   into the request's pool. */
 void http_header_add(http_ctx_t *ctx, str_t name, str_t value);
 /* A request header's value (names are lower case), or STR_NULL. */
 str_t http_header_get(const http_ctx_t *ctx, str_t name);
