@@ -309,6 +309,50 @@ static void went_down(redis_client_t *r, const char *why)
     schedule_retry(r);
 }
 
+/* ---- sending ---- */
+
+/* Encodes a command as RESP (an array of bulk strings) and queues it: the
+   same bytes redisAsyncCommandArgv would make, without its sds formatting
+   (a printf-style pass and several allocations per command). Small
+   commands are encoded on the stack. */
+#define RESP_STACK 512
+
+static size_t resp_header(char *out, char kind, size_t n)
+{
+    out[0] = kind;
+    size_t len = 1 + str_fmt_i64((int64_t)n, out + 1);
+    out[len++] = '\r';
+    out[len++] = '\n';
+    return len;
+}
+
+static int submit(redis_client_t *r, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                  const size_t *lens)
+{
+    size_t total = 24; /* "*<argc>\r\n" */
+    for (int i = 0; i < argc; i++) {
+        total += 24 + lens[i] + 2; /* "$<len>\r\n" <bytes> "\r\n" */
+    }
+    char stack[RESP_STACK];
+    char *buf = total <= sizeof(stack) ? stack : malloc(total);
+    if (buf == NULL) {
+        return REDIS_ERR;
+    }
+    size_t n = resp_header(buf, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        n += resp_header(buf + n, '$', lens[i]);
+        memcpy(buf + n, argv[i], lens[i]);
+        n += lens[i];
+        buf[n++] = '\r';
+        buf[n++] = '\n';
+    }
+    int rc = redisAsyncFormattedCommand(r->ac, fn, privdata, buf, n);
+    if (buf != stack) {
+        free(buf);
+    }
+    return rc;
+}
+
 static void send_ping(redis_client_t *r);
 static void on_heartbeat(struct timer *t);
 static void load_scripts(redis_client_t *r);
@@ -601,7 +645,7 @@ static void send_ping(redis_client_t *r)
     timer_init(&cmd->deadline, on_cmd_deadline, cmd);
     const char *argv[] = {"PING"};
     size_t lens[] = {4};
-    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, 1, argv, lens) != REDIS_OK) {
+    if (submit(r, on_reply, cmd, 1, argv, lens) != REDIS_OK) {
         free(cmd);
         return;
     }
@@ -673,7 +717,7 @@ static int cmd_send(redis_cmd_t *cmd, int argc, const char **argv, const size_t 
     redis_client_t *r = cmd->r;
     uint64_t deadline_ms = cmd->deadline_ms;
     set_name(cmd, argc > 0 ? argv[0] : "", argc > 0 ? lens[0] : 0);
-    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, lens) != REDIS_OK) {
+    if (submit(r, on_reply, cmd, argc, argv, lens) != REDIS_OK) {
         cmd_free(cmd);
         return ERR_UNAVAILABLE;
     }
@@ -746,7 +790,7 @@ static void load_scripts(redis_client_t *r)
     for (size_t i = 0; i < nscripts; i++) {
         const char *argv[] = {"SCRIPT", "LOAD", scripts[i]->body};
         size_t lens[] = {6, 4, scripts[i]->len};
-        (void)redisAsyncCommandArgv(r->ac, on_script_loaded, NULL, 3, argv, lens);
+        (void)submit(r, on_script_loaded, NULL, 3, argv, lens);
     }
 }
 
@@ -757,12 +801,12 @@ static int send_script(redis_cmd_t *cmd)
 {
     const char *argv[3 + SCRIPT_ARGS_MAX];
     size_t lens[3 + SCRIPT_ARGS_MAX];
-    char nkeys[8];
+    char nkeys[STR_I64_MAX];
     argv[0] = cmd->sent_body ? "EVAL" : "EVALSHA";
     lens[0] = strlen(argv[0]);
     argv[1] = cmd->sent_body ? cmd->script->body : cmd->script->sha;
     lens[1] = cmd->sent_body ? cmd->script->len : 40;
-    lens[2] = (size_t)snprintf(nkeys, sizeof(nkeys), "%d", cmd->nkeys);
+    lens[2] = str_fmt_i64(cmd->nkeys, nkeys);
     argv[2] = nkeys;
     for (int i = 0; i < cmd->nargs; i++) {
         argv[3 + i] = cmd->args[i];
@@ -772,7 +816,7 @@ static int send_script(redis_cmd_t *cmd)
     if (r->ac == NULL || r->state != R_READY) {
         return ERR_UNAVAILABLE;
     }
-    if (redisAsyncCommandArgv(r->ac, on_reply, cmd, 3 + cmd->nargs, argv, lens) != REDIS_OK) {
+    if (submit(r, on_reply, cmd, 3 + cmd->nargs, argv, lens) != REDIS_OK) {
         return ERR_UNAVAILABLE;
     }
     return 0;
