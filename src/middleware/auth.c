@@ -2,12 +2,10 @@
 #include "middleware/auth.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
-#include <pthread.h>
 #include <stdio.h>
 
 #include "base/clock.h"
+#include "base/digest.h"
 #include "base/banned.h"
 
 static const jwt_verifier_t *verifier;
@@ -28,7 +26,7 @@ static const jwt_verifier_t *verifier;
 
 typedef struct {
     bool used;
-    uint8_t hash[SHA256_DIGEST_LENGTH];
+    uint8_t hash[DIGEST_SHA256_LEN];
     jwt_claims_t claims;
 } cached_token_t;
 
@@ -41,50 +39,11 @@ static cached_token_t *cache_slot(const uint8_t *hash)
     return &token_cache[h % TOKEN_CACHE_SLOTS];
 }
 
-/* SHA-256 through a context kept per thread and an algorithm fetched once:
-   the one-shot SHA256() fetches and allocates on every call, which is most
-   of a cache hit's cost. The context is freed at thread exit. */
-static pthread_key_t hash_key;
-static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
-static EVP_MD *sha256_md;
-static _Thread_local EVP_MD_CTX *tl_hash;
-
-static void hash_ctx_free(void *p)
-{
-    EVP_MD_CTX_free(p);
-}
-
-static void hash_init(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (pthread_key_create(&hash_key, hash_ctx_free) != 0) {
-        EVP_MD_free(sha256_md);
-        sha256_md = NULL;
-    }
-}
-
-static int token_hash(str_t token, uint8_t *out)
-{
-    pthread_once(&hash_once, hash_init);
-    if (tl_hash == NULL) {
-        if (sha256_md == NULL || (tl_hash = EVP_MD_CTX_new()) == NULL) {
-            return -1;
-        }
-        (void)pthread_setspecific(hash_key, tl_hash);
-    }
-    unsigned int n = 0;
-    return EVP_DigestInit_ex(tl_hash, sha256_md, NULL) == 1 &&
-                   EVP_DigestUpdate(tl_hash, token.ptr, token.len) == 1 &&
-                   EVP_DigestFinal_ex(tl_hash, out, &n) == 1
-               ? 0
-               : -1;
-}
-
 const jwt_claims_t *mw_auth_verify_cached(const jwt_verifier_t *v, str_t token, int64_t now,
                                           jwt_claims_t *fresh, jwt_error_t *err)
 {
-    uint8_t hash[SHA256_DIGEST_LENGTH];
-    if (token_hash(token, hash) != 0) {
+    uint8_t hash[DIGEST_SHA256_LEN];
+    if (digest_sha256(token.ptr, token.len, hash) != 0) {
         *err = jwt_verify(v, token, now, fresh); /* no cache without a hash */
         return *err == JWT_OK ? fresh : NULL;
     }

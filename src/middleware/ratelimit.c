@@ -441,12 +441,10 @@ static int send_script(redis_client_t *r, uint64_t deadline_ms, redis_cb cb, rl_
     if (r == NULL) {
         return ERR_UNAVAILABLE;
     }
-    char limit[24], window[24], forced[16];
-    snprintf(limit, sizeof(limit), "%lld", (long long)opts.limit);
-    snprintf(window, sizeof(window), "%lld", (long long)policy.window_us);
-    snprintf(forced, sizeof(forced), "%u", op->forced);
+    char limit[STR_I64_MAX], window[STR_I64_MAX], forced[STR_I64_MAX];
     const char *args[] = {op->key, limit, window, forced, op->take ? "1" : "0"};
-    size_t lens[] = {op->key_len, strlen(limit), strlen(window), strlen(forced), 1};
+    size_t lens[] = {op->key_len, str_fmt_i64(opts.limit, limit), str_fmt_i64(policy.window_us, window),
+                     str_fmt_i64(op->forced, forced), 1};
     return redis_eval(r, &script, deadline_ms, cb, op, &op->cmd, 1, 5, args, lens);
 }
 

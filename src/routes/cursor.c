@@ -2,11 +2,10 @@
 #include "routes/cursor.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <string.h>
 
 #include "base/b64.h"
+#include "base/digest.h"
 #include "base/err.h"
 #include "base/banned.h"
 
@@ -14,49 +13,43 @@
 #define MAC_LEN        16
 #define RAW_LEN        (1 + 16 + MAC_LEN)
 
-static unsigned char key[64];
-static size_t key_len;
-/* fetched once: HMAC(EVP_sha256(), ...) would look the digest up, under a
-   lock, on every call */
-static EVP_MD *sha256;
+static digest_hmac_t *key;
 
 int cursor_set_key(const char *k, size_t len)
 {
     if (len == 0) {
         return ERR_INVAL;
     }
-    if (sha256 == NULL && (sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
-        return ERR_INVAL;
+    digest_hmac_t *h = digest_hmac_new(k, len);
+    if (h == NULL) {
+        return ERR_NOMEM;
     }
-    /* HMAC hashes keys longer than the block size anyway (RFC 2104). */
-    if (len > sizeof(key)) {
-        unsigned int n = 0;
-        if (!EVP_Digest(k, len, key, &n, EVP_sha256(), NULL)) {
-            return ERR_INVAL;
-        }
-        key_len = n;
-        return 0;
-    }
-    memcpy(key, k, len);
-    key_len = len;
+    digest_hmac_free(key);
+    key = h;
     return 0;
 }
 
-static void sign(const uint8_t *msg, size_t n, uint8_t *mac)
+/* The truncated MAC; -1 only when OpenSSL cannot allocate. */
+static int sign(const uint8_t *msg, size_t n, uint8_t *mac)
 {
-    unsigned char full[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(sha256, key, (int)key_len, msg, n, full, &len);
+    uint8_t full[DIGEST_SHA256_LEN];
+    if (key == NULL || digest_hmac(key, msg, n, full) != 0) {
+        return -1;
+    }
     memcpy(mac, full, MAC_LEN);
+    return 0;
 }
 
-void cursor_encode(const uuid_bytes_t *last_id, char *out)
+int cursor_encode(const uuid_bytes_t *last_id, char *out)
 {
     uint8_t raw[RAW_LEN];
     raw[0] = CURSOR_VERSION;
     memcpy(raw + 1, last_id->b, 16);
-    sign(raw, 17, raw + 17);
+    if (sign(raw, 17, raw + 17) != 0) {
+        return ERR_NOMEM;
+    }
     b64url_encode(raw, RAW_LEN, out);
+    return 0;
 }
 
 int cursor_decode(str_t s, uuid_bytes_t *last_id)
@@ -67,8 +60,7 @@ int cursor_decode(str_t s, uuid_bytes_t *last_id)
         return ERR_INVAL;
     }
     uint8_t mac[MAC_LEN];
-    sign(raw, 17, mac);
-    if (CRYPTO_memcmp(mac, raw + 17, MAC_LEN) != 0) {
+    if (sign(raw, 17, mac) != 0 || CRYPTO_memcmp(mac, raw + 17, MAC_LEN) != 0) {
         return ERR_INVAL;
     }
     memcpy(last_id->b, raw + 1, 16);
@@ -77,8 +69,6 @@ int cursor_decode(str_t s, uuid_bytes_t *last_id)
 
 void cursor_clear_key(void)
 {
-    OPENSSL_cleanse(key, sizeof(key));
-    key_len = 0;
-    EVP_MD_free(sha256);
-    sha256 = NULL;
+    digest_hmac_free(key);
+    key = NULL;
 }

@@ -22,8 +22,9 @@
 int cursor_set_key(const char *key, size_t len) __attribute__((warn_unused_result));
 /* Forgets the key (at shutdown). */
 void cursor_clear_key(void);
-/* Writes CURSOR_LEN characters to out. */
-void cursor_encode(const uuid_bytes_t *last_id, char *out);
+/* Writes CURSOR_LEN characters to out: 0, or ERR_NOMEM (OpenSSL could
+   not allocate its per-thread context). */
+int cursor_encode(const uuid_bytes_t *last_id, char *out) __attribute__((warn_unused_result));
 /* 0, or ERR_INVAL for anything not made by cursor_encode with this key. */
 int cursor_decode(str_t s, uuid_bytes_t *last_id) __attribute__((warn_unused_result));
 

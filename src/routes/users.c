@@ -415,7 +415,10 @@ static void on_user_result(users_call_t *call, int err, const user_t *users, siz
         jw_key(&j, STR("nextCursor"));
         if (has_more && n > 0) {
             char cur[CURSOR_LEN];
-            cursor_encode(&users[n - 1].id, cur);
+            if (cursor_encode(&users[n - 1].id, cur) != 0) {
+                http_respond_err(ctx, ERR_NOMEM);
+                return;
+            }
             jw_str(&j, str_make(cur, CURSOR_LEN));
         } else {
             jw_null(&j);

@@ -9,7 +9,7 @@ TEST(cursor_round_trip_and_tamper)
     uuid_bytes_t id, back;
     CHECK_INT_EQ(uuid_parse(STR("0190f5e4-7c1a-7b3e-9a0c-1d2e3f405162"), &id), 0);
     char c[CURSOR_LEN];
-    cursor_encode(&id, c);
+    CHECK_INT_EQ(cursor_encode(&id, c), 0);
     CHECK_INT_EQ(cursor_decode(str_make(c, CURSOR_LEN), &back), 0);
     CHECK(memcmp(id.b, back.b, 16) == 0);
     for (size_t i = 0; i < CURSOR_LEN; i++) {
