@@ -118,6 +118,6 @@ for n in "${NAMES[@]}"; do
         "$(awk -v a="$c" -v b="$base_cpu" 'BEGIN {print (a / b - 1) * 100}')"
 done
 for n in "${NAMES[@]}"; do
-    echo "  $n runs: ${RPS[$n]}" >&2
+    echo "  $n runs: ${RPS[$n]}(req/s); ${CPU[$n]}(CPU us/req)" >&2
 done
 for n in "${NAMES[@]}"; do bench_stop "${PID[$n]}"; done
