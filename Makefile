@@ -94,7 +94,8 @@ build/asan/obj/gen/embedded.o: $(GEN_SRC)
 
 # The clang builds: libFuzzer targets (make fuzz, make fuzz-cov) and the
 # ThreadSanitizer server (make tsan, make tsan-test). See docs/fuzzing.md.
-include mk/clang.mk
+# Optional, so that a tree of just the sources still builds the server.
+-include mk/clang.mk
 
 # Token verification cost per request (bench/jwt_verify.c): release build.
 BENCH_JWT      := build/bench/jwt-verify
