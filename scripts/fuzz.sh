@@ -65,6 +65,10 @@ binary() {
     echo "fuzz.sh: ${bin} is not built (run ${3:-make fuzz})" >&2
     exit 1
   fi
+  if [[ ! -d ${SEEDS}/$1 ]]; then
+    echo "fuzz.sh: ${SEEDS}/$1/ is missing: every target needs committed seeds" >&2
+    exit 1
+  fi
   echo "${bin}"
 }
 
@@ -145,13 +149,41 @@ cov() {
     rm -rf "${prof}"
     return "${rc}"
   fi
-  echo "fuzz.sh: ${name}: $(grep -o 'corp: [0-9]*/[0-9a-zA-Z]*' "${prof}/log" | tail -n 1) from ${dirs[*]}"
+  echo "fuzz.sh: ${name}: $(find "${dirs[@]}" -type f | wc -l) inputs from ${dirs[*]}"
   llvm-profdata merge -sparse "${prof}/cov.profraw" -o "${prof}/cov.profdata"
-  # Files the target reached at all (the route table links in every
-  # handler, which no parser calls); no totals, which would count those.
-  llvm-cov report "${bin}" -instr-profile="${prof}/cov.profdata" -ignore-filename-regex='(^|/)tests/' |
-    awk 'NR <= 2 { print; next }
-         $1 ~ /(^|\/)src\// && $7 != "0.00%" && $7 != "-" { sub(/^[^ ]*\/src\//, "src/"); print }'
+  # Per source file the target reached at all (the route table links in
+  # every handler, which no parser calls), with the functions of it that
+  # never ran; no totals, which would count the unreached files.
+  llvm-cov export "${bin}" -instr-profile="${prof}/cov.profdata" -skip-expansions |
+    /usr/bin/python3 -c '
+import json, os, sys
+root = os.path.join(sys.argv[1], "")
+data = json.load(sys.stdin)["data"][0]
+runs, seen = {}, {}  # (file, function): most runs of a copy, code regions reached
+for fn in data["functions"]:
+    key = (fn["filenames"][0], fn["name"].split(":")[-1])
+    runs[key] = max(runs.get(key, 0), fn["count"])
+    code = [r for r in fn["regions"] if r[7] == 0]  # kind 0: code, not skipped or expanded
+    got = sum(1 for r in code if r[4] > 0)
+    if got >= seen.get(key, (-1, 0))[0]:
+        seen[key] = (got, len(code))
+idle, part = {}, {}
+for (file, name), n in runs.items():
+    got, total = seen[(file, name)]
+    if n == 0:
+        idle.setdefault(file, []).append(name)
+    elif got < total:
+        part.setdefault(file, []).append("%s %d/%d" % (name, got, total))
+pct = lambda s: "%5.1f%% of %4d" % (s["percent"], s["count"])
+print("%-30s %-15s %-15s %-15s %s" % ("file", "lines", "branches", "functions",
+      "never ran; partly run (code regions reached/all)"))
+for f in sorted(data["files"], key=lambda f: f["filename"]):
+    name, s = os.path.relpath(f["filename"], root), f["summary"]
+    if name.startswith("src/") and s["functions"]["covered"] > 0:
+        print("%-30s %-15s %-15s %-15s %s; %s" % (name, pct(s["lines"]), pct(s["branches"]),
+              pct(s["functions"]), " ".join(sorted(idle.get(f["filename"], []))) or "-",
+              ", ".join(sorted(part.get(f["filename"], []))) or "-"))
+' "${ROOT}"
   rm -rf "${prof}"
 }
 
