@@ -32,6 +32,8 @@ SRCS      := $(shell find src -name '*.c' | sort)
 LIB_SRCS  := $(filter-out src/app/main.c,$(SRCS))
 TEST_SRCS := $(shell find tests/unit -name '*.c' | sort)
 HDRS      := $(shell find src tests/unit -name '*.h')
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
+FUZZ_HDRS := $(wildcard tests/fuzz/*.h)
 
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 OPENAPI    := openapi/openapi.json
@@ -43,7 +45,8 @@ SAN_OBJS  := $(LIB_SRCS:%.c=build/asan/obj/%.o) build/asan/obj/gen/embedded.o
 SAN_MAIN  := build/asan/obj/src/app/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=build/asan/obj/%.o)
 
-.PHONY: all asan test unit run cluster cluster-down deps deb format format-check clean bench-jwt bench-compare bench-fastify-contract FORCE
+.PHONY: all asan test unit run cluster cluster-down deps deb format format-check clean bench-jwt bench-compare \
+        bench-fastify-contract fuzz fuzz-cov tsan tsan-test FORCE
 
 all: build/api
 
@@ -90,6 +93,11 @@ build/asan/obj/gen/embedded.o: $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	@$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -c -o $@ $<
 
+# The clang builds: libFuzzer targets (make fuzz, make fuzz-cov) and the
+# ThreadSanitizer server (make tsan, make tsan-test). See docs/fuzzing.md.
+# Optional, so that a tree of just the sources still builds the server.
+-include mk/clang.mk
+
 # Token verification cost per request (bench/jwt_verify.c): release build.
 BENCH_JWT      := build/bench/jwt-verify
 BENCH_JWT_SRCS := bench/jwt_verify.c tests/unit/middleware/keys_support.c
@@ -107,7 +115,7 @@ deps:
 
 # The README's test command: every test, under the sanitizers.
 test: deps
-	@$(MAKE) --no-print-directory asan build/api
+	@$(MAKE) --no-print-directory asan build/api fuzz
 	@scripts/test.sh
 
 unit: asan
@@ -144,10 +152,10 @@ bench-fastify-contract: deps
 	@bench/reference/fastify/contract-tests.sh
 
 format:
-	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS) bench/jwt_verify.c
+	clang-format -i $(SRCS) $(TEST_SRCS) $(HDRS) $(FUZZ_SRCS) $(FUZZ_HDRS) bench/jwt_verify.c
 
 format-check:
-	clang-format --dry-run -Werror $(SRCS) $(TEST_SRCS) $(HDRS) bench/jwt_verify.c
+	clang-format --dry-run -Werror $(SRCS) $(TEST_SRCS) $(HDRS) $(FUZZ_SRCS) $(FUZZ_HDRS) bench/jwt_verify.c
 
 clean:
 	rm -rf build

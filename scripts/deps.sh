@@ -9,6 +9,8 @@ PACKAGES=(
   build-essential
   pkg-config
   clang
+  libclang-rt-dev  # libFuzzer, ASan/TSan runtimes for clang (make fuzz, make tsan-test)
+  llvm            # llvm-profdata, llvm-cov: scripts/fuzz.sh cov
   clang-format
   libh2o-evloop-dev
   libssl-dev

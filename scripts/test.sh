@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Whole test suite: unit tests (ASan build), then integration tests against
-# throwaway PostgreSQL/Redis. `make test` builds build/asan/* and calls this.
-# Extra arguments go to pytest (e.g. scripts/test.sh -k health -x).
+# Whole test suite: unit tests (ASan build), the fuzz targets briefly, then
+# integration tests against throwaway PostgreSQL/Redis. `make test` builds
+# build/asan/* and calls this. Extra arguments go to pytest (e.g.
+# FUZZ=0 scripts/test.sh -k health -x).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +41,15 @@ echo "== format check"
 if ! make -s -C "${ROOT}" format-check >/dev/null; then
   echo "test.sh: clang-format disagrees; run make format" >&2
   failed+=(format)
+fi
+
+# Every fuzz target for a few seconds on its committed seeds, under a minute
+# in all (docs/fuzzing.md). FUZZ=0 skips the stage (make tsan-test does).
+if [[ ${FUZZ:-1} != 0 ]]; then
+  echo "== fuzz"
+  if ! make -s -C "${ROOT}" --no-print-directory fuzz >/dev/null || ! "${ROOT}/scripts/fuzz.sh" smoke; then
+    failed+=(fuzz)
+  fi
 fi
 
 # Variables left over from a sourced services env (e.g. .data/env) would

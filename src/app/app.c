@@ -59,7 +59,7 @@ typedef struct worker {
     pthread_t thread;
     http_worker_t http;
     h2o_multithread_receiver_t wake; /* main -> worker: "look at the phase" */
-    _Atomic bool ready;              /* wake is registered */
+    _Atomic bool ready;              /* wake is registered; cleared under app->wake_lock */
     _Atomic bool done;
     int init_rc;
 } worker_t;
@@ -90,6 +90,11 @@ typedef struct app {
     _Atomic int phase;
     _Atomic int busy_workers; /* drain: workers with something in flight */
     pthread_barrier_t started;
+    /* Held by the main thread while it wakes workers and by a worker while
+       it stops being wakeable: a worker's queue dies with its h2o context,
+       and a wake sent to a dead queue locks a destroyed mutex and writes a
+       byte to a closed descriptor, which by then may be another file's. */
+    pthread_mutex_t wake_lock;
 } app_t;
 
 /* ---- a worker's life ---- */
@@ -208,6 +213,9 @@ static void worker_down(worker_t *wk)
 {
     http_worker_t *w = &wk->http;
     if (atomic_load(&wk->ready)) {
+        pthread_mutex_lock(&wk->app->wake_lock);
+        atomic_store(&wk->ready, false);
+        pthread_mutex_unlock(&wk->app->wake_lock);
         h2o_multithread_unregister_receiver(w->h2o.queue, &wk->wake);
     }
     idem_purger_stop(wk->purger);
@@ -250,11 +258,13 @@ static void *worker_main(void *arg)
 
 static void wake_workers(app_t *app)
 {
+    pthread_mutex_lock(&app->wake_lock);
     for (unsigned i = 0; i < app->nthreads; i++) {
         if (atomic_load(&app->workers[i].ready)) {
             h2o_multithread_send_message(&app->workers[i].wake, NULL);
         }
     }
+    pthread_mutex_unlock(&app->wake_lock);
 }
 
 static bool all_done(app_t *app)
@@ -620,7 +630,10 @@ static void app_stop(app_t *app)
 
 int app_serve(const config_t *cfg, const sigset_t *signals)
 {
-    app_t app = {.cfg = cfg, .signals = signals, .nworkers = (unsigned)cfg->workers};
+    app_t app = {.cfg = cfg,
+                 .signals = signals,
+                 .nworkers = (unsigned)cfg->workers,
+                 .wake_lock = PTHREAD_MUTEX_INITIALIZER};
     atomic_init(&app.phase, PHASE_RUN);
     int rc = app_setup(&app);
     if (rc == 0) {

@@ -645,7 +645,7 @@ static int send_op(conn_t *c, db_op_t *op)
         break;
     case OP_CLOCK:
         op->sent_us = clock_mono_us();
-        /* fall through */
+        __attribute__((fallthrough));
     case OP_SETUP:
         ok = PQsendQueryParams(c->pg, op->sql, 0, NULL, NULL, NULL, NULL, 1);
         break;

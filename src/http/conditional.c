@@ -51,8 +51,10 @@ void http_if_match_parse(str_t header, http_if_match_t *out)
             out->any = true;
             continue;
         }
+        /* Strong comparison is character by character (RFC 9110 8.8.3.2):
+           only the spelling the server writes, no leading zeros, matches. */
         int64_t v;
-        if (!weak && tag.len >= 3 && tag.ptr[0] == '"' && tag.ptr[tag.len - 1] == '"' &&
+        if (!weak && tag.len >= 3 && tag.ptr[0] == '"' && tag.ptr[tag.len - 1] == '"' && tag.ptr[1] != '0' &&
             str_to_i64(str_make(tag.ptr + 1, tag.len - 2), 1, INT64_MAX, &v) == 0 &&
             out->n < HTTP_IF_MATCH_MAX) {
             out->versions[out->n++] = v;

@@ -39,7 +39,8 @@ typedef struct {
 } http_if_match_t;
 
 /* Parses header (STR_NULL: absent). Weak tags never match (13.1.1) and are
-   left out, as are tags that are not a positive decimal number. */
+   left out, as are tags that are not a positive decimal number as the
+   server writes it ("7", never "007": strong comparison, 8.8.3.2). */
 void http_if_match_parse(str_t header, http_if_match_t *out);
 
 #endif

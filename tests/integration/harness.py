@@ -26,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 
 # Sanitizer findings. LeakSanitizer is listed on its own so that a test which
-# deliberately forces an exit (second signal) can tolerate leak reports only.
+# deliberately forces an exit (second signal) can tolerate leak reports only:
+# memory, and under ThreadSanitizer the worker threads it leaves running.
 _SANITIZER_PATTERNS = [
     re.compile(r"ERROR: AddressSanitizer"),
     re.compile(r"ERROR: LeakSanitizer"),
@@ -35,7 +36,8 @@ _SANITIZER_PATTERNS = [
     re.compile(r"WARNING: ThreadSanitizer"),
     re.compile(r"SUMMARY: UndefinedBehaviorSanitizer"),
 ]
-_LEAK_ONLY = re.compile(r"LeakSanitizer|SUMMARY: AddressSanitizer: \d+ byte\(s\) leaked")
+_LEAK_ONLY = re.compile(r"LeakSanitizer|SUMMARY: AddressSanitizer: \d+ byte\(s\) leaked"
+                        r"|ThreadSanitizer: thread leak")
 
 # Variables that configure the server; inherited values are dropped so a
 # developer's shell cannot change what a test sees. Database variables are

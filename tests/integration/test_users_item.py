@@ -163,6 +163,16 @@ def test_patch_with_unknown_if_match_is_412(api, user):
     assert_problem_response(r, 412)
 
 
+def test_patch_with_if_match_spelled_with_leading_zeros_is_412(api, user):
+    # Strong comparison is character by character (RFC 9110 8.8.3.2): "01"
+    # is not the ETag "1", though both spell the same version number.
+    padded = '"0' + user["_etag"][1:]
+    r = api.patch(path_of(user), json_body={"name": "Padded"}, headers={"If-Match": padded})
+    assert_problem_response(r, 412)
+    g = api.get(path_of(user))
+    assert g.headers.get("ETag") == user["_etag"]
+
+
 def test_patch_to_another_users_email_is_409(api, user):
     other = api.create_user()
     r = api.patch(path_of(user), json_body={"email": other["email"].upper()})

@@ -47,3 +47,15 @@ TEST(if_match_keeps_strong_numeric_tags)
     http_if_match_parse(STR("\"99999999999999999999\""), &m); /* past int64 */
     CHECK_INT_EQ(m.n, 0);
 }
+
+TEST(if_match_compares_the_spelling)
+{
+    /* Strong comparison is character by character (RFC 9110 8.8.3.2): the
+       server's ETag for version 7 is "7", which "007" and "07" are not. */
+    http_if_match_t m;
+    http_if_match_parse(STR("\"007\", \"07\", \"7\""), &m);
+    CHECK_INT_EQ(m.n, 1);
+    CHECK_INT_EQ(m.versions[0], 7);
+    http_if_match_parse(STR("\"0010\""), &m);
+    CHECK_INT_EQ(m.n, 0);
+}
